@@ -1,0 +1,88 @@
+"""The commands every service has: `serve`, `migrate`, `token`. Services add their own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from asf_kit.auth import Role, mint_token
+from asf_kit.db import ensure_database, migrate
+from asf_kit.logging import configure
+from asf_kit.settings import ServiceSettings
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _run_migrate(settings: ServiceSettings, migrations: Path) -> int:
+    async def go() -> None:
+        created = await ensure_database(settings.database_url)
+        if created:
+            print("created database", settings.database_url.rsplit("/", 1)[-1])
+        applied = await migrate(settings.database_url, migrations)
+        print("applied:", ", ".join(applied) if applied else "nothing new")
+
+    asyncio.run(go())
+    return 0
+
+
+def _run_token(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    if not settings.jwt_secret:
+        print("JWT_SECRET is not set; development tokens are signed with it", file=sys.stderr)
+        return 2
+    print(mint_token(
+        settings.jwt_secret, args.sub, args.role, name=args.name,
+        municipality_code=args.municipality, company_id=args.company,
+        ttl=timedelta(hours=args.hours), issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    ))
+    return 0
+
+
+def main(
+    *,
+    prog: str,
+    version: str,
+    settings_factory: Callable[[], ServiceSettings],
+    app_factory: str,
+    migrations: Path,
+    extra: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=f"{prog} {version}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API, consumers and outbox relay")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations first")
+    sub.add_parser("migrate", help="create the database if missing and apply migrations")
+    token = sub.add_parser("token", help="mint a development token (HS256, JWT_SECRET)")
+    token.add_argument("--sub", required=True, help="user id")
+    token.add_argument("--role", action="append", required=True,
+                       choices=[r.value for r in Role], help="repeat for more roles")
+    token.add_argument("--name")
+    token.add_argument("--municipality", help="4-digit municipality code (case workers)")
+    token.add_argument("--company", help="company id (company representatives)")
+    token.add_argument("--hours", type=float, default=12)
+    for name, (help_text, configure_parser, _) in (extra or {}).items():
+        configure_parser(sub.add_parser(name, help=help_text))
+    args = parser.parse_args(argv)
+    settings = settings_factory()
+    configure(prog, version, settings.log_level, settings.log_format)
+
+    if args.command == "migrate":
+        return _run_migrate(settings, migrations)
+    if args.command == "token":
+        return _run_token(settings, args)
+    if args.command == "serve":
+        if args.migrate:
+            _run_migrate(settings, migrations)
+        import uvicorn
+
+        uvicorn.run(app_factory, factory=True, host=settings.host, port=settings.port,
+                    log_config=None, access_log=False, loop="auto", timeout_graceful_shutdown=20)
+        return 0
+    handler: Any = (extra or {})[args.command][2]
+    return int(handler(args))

@@ -1,0 +1,230 @@
+"""Consuming events: one quorum queue per service, inbox deduplication, delayed
+retries and a dead-letter queue for what cannot be handled.
+
+The way a message goes:
+
+    asf.events ──binding──▶ <svc>.events ──handler ok──▶ ack
+                                │ handler raised (try n < MAX_DELIVERIES)
+                                ▼ reject
+                         <svc>.retry ──▶ <svc>.events.retry (TTL) ──▶ back to <svc>.events
+    poison (bad JSON, unknown version, invalid payload) or try n = MAX_DELIVERIES
+                                ▼ published with the reason, then acked
+                         <svc>.dlx ──▶ <svc>.events.dlq  (list / show / redrive by CLI)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from faststream.rabbit import (
+    Channel,
+    ExchangeType,
+    QueueType,
+    RabbitExchange,
+    RabbitMessage,
+    RabbitQueue,
+)
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from asf_contracts import Envelope
+from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
+from asf_kit import context, inbox
+from asf_kit.logging import bound_contextvars, get_logger
+from asf_kit.outbox import EXCHANGE_DECL
+from asf_kit.runtime import Runtime
+
+log = get_logger(__name__)
+
+MESSAGES_CONSUMED = Counter(
+    "messages_consumed_total", "Messages consumed", ["event_type", "outcome"]
+)
+MESSAGE_SECONDS = Histogram(
+    "message_handling_seconds", "Time to handle one message", ["event_type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+
+P = TypeVar("P", bound=BaseModel)
+Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+
+
+def main_queue(q: ServiceQueues) -> RabbitQueue:
+    return RabbitQueue(
+        q.main, queue_type=QueueType.QUORUM, durable=True,
+        arguments={
+            "x-dead-letter-exchange": q.retry_exchange,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def retry_queue(q: ServiceQueues) -> RabbitQueue:
+    return RabbitQueue(
+        q.retry, queue_type=QueueType.QUORUM, durable=True,
+        arguments={
+            "x-message-ttl": RETRY_DELAY_MS,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": q.main,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def dead_letter_queue(q: ServiceQueues) -> RabbitQueue:
+    return RabbitQueue(q.dead_letter, queue_type=QueueType.QUORUM, durable=True)
+
+
+def retry_exchange(q: ServiceQueues) -> RabbitExchange:
+    return RabbitExchange(q.retry_exchange, type=ExchangeType.FANOUT, durable=True)
+
+
+def dead_letter_exchange(q: ServiceQueues) -> RabbitExchange:
+    return RabbitExchange(q.dead_letter_exchange, type=ExchangeType.FANOUT, durable=True)
+
+
+def _previous_failures(headers: dict[str, Any], queue: str) -> int:
+    deaths = headers.get("x-death") or []
+    return sum(
+        int(d.get("count", 0)) for d in deaths
+        if d.get("queue") == queue and d.get("reason") == "rejected"
+    )
+
+
+async def _raw_body(msg: Any) -> bytes:
+    return bytes(msg.body)
+
+
+class EventConsumer:
+    """The events one service consumes, each with the handler that applies it."""
+
+    def __init__(self, runtime: Runtime, queues: ServiceQueues, prefetch: int = 32) -> None:
+        self.runtime = runtime
+        self.queues = queues
+        self.prefetch = prefetch
+        self.handlers: dict[tuple[str, int], tuple[type[BaseModel], Handler]] = {}
+        runtime.on_connect.append(self.declare)
+        self._subscribe()
+
+    def on(
+        self, event_type: str, version: int, payload: type[P]
+    ) -> Callable[[Callable[[asyncpg.Connection, Envelope, P], Awaitable[None]]], Handler]:
+        """Register the handler of one event type and major version."""
+
+        def decorate(fn: Callable[[asyncpg.Connection, Envelope, P], Awaitable[None]]) -> Handler:
+            self.handlers[(event_type, version)] = (payload, fn)
+            return fn
+
+        return decorate
+
+    @property
+    def routing_keys(self) -> list[str]:
+        return sorted({f"{t}.v{v}" for t, v in self.handlers})
+
+    async def declare(self) -> None:
+        """Declare the queues and bindings; safe to repeat."""
+        broker = self.runtime.broker
+        exchange = await broker.declare_exchange(EXCHANGE_DECL)
+        retry_ex = await broker.declare_exchange(retry_exchange(self.queues))
+        dlx = await broker.declare_exchange(dead_letter_exchange(self.queues))
+        main = await broker.declare_queue(main_queue(self.queues))
+        retry = await broker.declare_queue(retry_queue(self.queues))
+        dlq = await broker.declare_queue(dead_letter_queue(self.queues))
+        await retry.bind(retry_ex, routing_key="#")
+        await dlq.bind(dlx, routing_key="#")
+        for key in self.routing_keys:
+            await main.bind(exchange, routing_key=key)
+
+    def _subscribe(self) -> None:
+        """Attach the FastStream subscriber; the queue itself is declared at connect."""
+        self.runtime.broker.subscriber(
+            RabbitQueue(self.queues.main, queue_type=QueueType.QUORUM, declare=False),
+            channel=Channel(prefetch_count=self.prefetch),
+            decoder=_raw_body,
+            no_reply=True,
+            title=self.queues.main,
+        )(self._on_message)
+
+    async def _on_message(self, body: bytes, msg: RabbitMessage) -> None:
+        started = time.perf_counter()
+        headers = dict(msg.raw_message.headers or {})
+        try:
+            event = Envelope.model_validate_json(body)
+        except ValidationError as e:
+            await self.park(msg, f"malformed envelope: {_first_error(e)}")
+            MESSAGES_CONSUMED.labels("unknown", "parked").inc()
+            return
+        entry = self.handlers.get((event.event_type, event.event_version))
+        if entry is None:
+            await self.park(
+                msg, f"no handler for {event.event_type} version {event.event_version}"
+            )
+            MESSAGES_CONSUMED.labels(event.event_type, "parked").inc()
+            return
+        model, handler = entry
+        try:
+            payload = model.model_validate(event.payload)
+        except ValidationError as e:
+            await self.park(msg, f"payload does not match its schema: {_first_error(e)}")
+            MESSAGES_CONSUMED.labels(event.event_type, "parked").inc()
+            return
+
+        context.correlation_id.set(event.correlation_id)
+        context.causation_id.set(str(event.event_id))
+        context.traceparent.set(headers.get("traceparent"))
+        with bound_contextvars(event_id=str(event.event_id), event_type=event.event_type,
+                               correlation_id=event.correlation_id):
+            try:
+                async with self.runtime.pool.acquire() as conn, conn.transaction():
+                    first = await inbox.claim(conn, event)
+                    if first:
+                        await handler(conn, event, payload)
+            except Exception as e:
+                tries = _previous_failures(headers, self.queues.main) + 1
+                if tries >= MAX_DELIVERIES:
+                    log.error("event failed for good; parked", tries=tries, error=str(e),
+                              error_type=type(e).__name__)
+                    await self.park(msg, f"failed {tries} times: {type(e).__name__}: {e}")
+                    MESSAGES_CONSUMED.labels(event.event_type, "parked").inc()
+                    return
+                log.warning("event failed; will retry", tries=tries, error=str(e),
+                            error_type=type(e).__name__)
+                MESSAGES_CONSUMED.labels(event.event_type, "retried").inc()
+                raise
+            MESSAGES_CONSUMED.labels(event.event_type, "applied" if first else "duplicate").inc()
+            MESSAGE_SECONDS.labels(event.event_type).observe(time.perf_counter() - started)
+
+    async def park(self, msg: RabbitMessage, reason: str) -> None:
+        """Put a message in the dead-letter queue with the reason, then let it be acked."""
+        raw = msg.raw_message
+        headers = {k: v for k, v in (raw.headers or {}).items() if k != "x-death"}
+        headers.update({
+            "x-park-reason": reason[:1000],
+            "x-parked-at": datetime.now(UTC).isoformat(),
+            "x-original-routing-key": raw.routing_key or "",
+            "x-parked-by": self.queues.service,
+        })
+        log.warning("message parked in dead-letter queue", reason=reason[:300],
+                    message_id=raw.message_id)
+        await self.runtime.broker.publish(
+            bytes(raw.body),
+            exchange=dead_letter_exchange(self.queues),
+            routing_key=raw.routing_key or "",
+            message_id=raw.message_id,
+            correlation_id=raw.correlation_id,
+            headers=headers,
+            content_type=raw.content_type,
+            persist=True,
+            mandatory=False,
+        )
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))

@@ -1,0 +1,113 @@
+"""The asyncpg pool and forward-only SQL migrations.
+
+Migrations are files named `NNN_what.sql`, applied in order, each once, each in
+its own transaction, under an advisory lock so two replicas starting together
+do not race. The kit's own tables (outbox, inbox) are applied first under the
+namespace `kit`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from asf_kit.logging import get_logger
+
+log = get_logger(__name__)
+
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
+_LOCK_KEY = 727_274_001
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections speak JSON with orjson."""
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_database(dsn: str) -> bool:
+    """Create the database named in `dsn` if it is missing. Returns True when created."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        quoted = '"' + name.replace('"', '""') + '"'
+        await conn.execute(f"CREATE DATABASE {quoted}")
+        return True
+    finally:
+        await conn.close()
+
+
+def _migration_files(folder: Path) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(folder.glob("*.sql")):
+        m = _MIGRATION_NAME.match(path.name)
+        if not m:
+            raise ValueError(f"migration file name must look like 001_name.sql: {path.name}")
+        found.append((int(m.group(1)), path.stem, path))
+    versions = [v for v, _, _ in found]
+    if len(versions) != len(set(versions)):
+        raise ValueError(f"two migrations share a number in {folder}")
+    return found
+
+
+async def migrate(dsn: str, service_migrations: Path) -> list[str]:
+    """Apply what has not been applied yet; returns the names applied now."""
+    conn: Any = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                namespace  text NOT NULL,
+                version    integer NOT NULL,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (namespace, version)
+            )
+            """
+        )
+        for namespace, folder in (("kit", KIT_MIGRATIONS), ("service", service_migrations)):
+            done = {
+                r["version"]
+                for r in await conn.fetch(
+                    "SELECT version FROM schema_migrations WHERE namespace = $1", namespace
+                )
+            }
+            for version, name, path in _migration_files(folder):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text(encoding="utf-8"))
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (namespace, version, name) VALUES ($1, $2, $3)",
+                        namespace, version, name,
+                    )
+                log.info("migration applied", namespace=namespace, migration=name)
+                applied_now.append(f"{namespace}/{name}")
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await conn.close()
+    return applied_now

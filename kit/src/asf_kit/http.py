@@ -1,0 +1,168 @@
+"""The HTTP shell every service shares: ids, request logs and metrics, body limits,
+problem details, CORS, `/healthz`, `/readyz` and `/metrics`."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asf_kit import context, problems
+from asf_kit.logging import bound_contextvars, get_logger
+from asf_kit.settings import ServiceSettings
+
+log = get_logger("http")
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class RequestContextMiddleware:
+    """Binds `request_id` and `correlation_id`, refuses oversized bodies, logs and counts."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = str(uuid.uuid4())
+        correlation = headers.get("x-correlation-id") or request_id
+        correlation = correlation[:128]
+        status = 500
+        started = time.perf_counter()
+
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(send, request_id)
+            self._observe(scope, 413, started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise problems.Problem(
+                        413, "Content too large",
+                        f"the body is larger than {self.max_body_bytes} bytes", slug="too-large",
+                    )
+            return message
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(b"x-request-id", request_id.encode()),
+                         (b"x-correlation-id", correlation.encode())]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        token = context.correlation_id.set(correlation)
+        ctoken = context.causation_id.set(request_id)
+        try:
+            with bound_contextvars(request_id=request_id, correlation_id=correlation):
+                await self.app(scope, limited_receive, send_with_ids)
+        finally:
+            context.correlation_id.reset(token)
+            context.causation_id.reset(ctoken)
+            route = self._observe(scope, status, started)
+            if route not in ("/healthz", "/readyz", "/metrics"):
+                log.info("request", method=scope["method"], route=route, status=status,
+                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                         request_id=request_id, correlation_id=correlation)
+
+    def _observe(self, scope: Scope, status: int, started: float) -> str:
+        route_obj = scope.get("route")
+        route = getattr(route_obj, "path", None) or "unmatched"
+        HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+        HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+        return str(route)
+
+    async def _too_large(self, send: Send, request_id: str) -> None:
+        response = problems.problem_response(problems.Problem(
+            413, "Content too large", f"the body is larger than {self.max_body_bytes} bytes",
+            slug="too-large",
+        ))
+        response.headers["x-request-id"] = request_id
+        await response({"type": "http"}, _empty_receive, send)
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def create_app(
+    *,
+    title: str,
+    version: str,
+    description: str,
+    settings: ServiceSettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
+    readiness: Readiness,
+) -> FastAPI:
+    app = FastAPI(
+        title=title, version=version, description=description, lifespan=lifespan,
+        responses={
+            401: {"model": problems.ProblemDetail, "description": "No token or a bad one"},
+            422: {"model": problems.ProblemDetail, "description": "Bad input; `errors` names each field"},
+        },
+    )
+    problems.install(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+            allow_methods=["*"], allow_headers=["*"],
+            expose_headers=["ETag", "Location", "X-Request-Id", "X-Correlation-Id"],
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database, broker and consumers are up")
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+
+
+def request_principal_sub(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return getattr(principal, "sub", None)

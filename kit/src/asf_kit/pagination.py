@@ -1,0 +1,40 @@
+"""Opaque keyset cursors for `{"items": [...], "next_cursor": ...}` lists."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel
+
+from asf_kit.problems import invalid
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    """The key a cursor carries, or a 422 naming `cursor` when it was not one of ours."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = orjson.loads(raw)
+    except (ValueError, orjson.JSONDecodeError) as e:
+        raise invalid("cursor", "not a cursor this API returned") from e
+    if not isinstance(key, list) or len(key) != arity:
+        raise invalid("cursor", "not a cursor this API returned")
+    return key

@@ -1,0 +1,99 @@
+"""What a running service holds: its database pool, its broker connection and its outbox relay.
+
+Started and stopped by the service's lifespan; read by routes and handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from faststream.rabbit import RabbitBroker
+
+from asf_kit.db import create_pool
+from asf_kit.logging import get_logger
+from asf_kit.outbox import EXCHANGE_DECL, OutboxRelay
+from asf_kit.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: ServiceSettings, *, relay: bool = True) -> None:
+        self.settings = settings
+        self.with_relay = relay
+        self.broker = RabbitBroker(settings.broker_url, logger=None)
+        self._pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers_started = False
+        self.background: list[asyncio.Task[None]] = []
+        self.extra_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self.on_connect: list[Callable[[], Awaitable[None]]] = []
+        """Run after the broker connects and before consumers start (declare queues here)."""
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the service has not started")
+        return self._pool
+
+    async def start(self) -> None:
+        s = self.settings
+        self._pool = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
+        await self.broker.connect()
+        await self.broker.declare_exchange(EXCHANGE_DECL)
+        for hook in self.on_connect:
+            await hook()
+        await self.broker.start()
+        self.consumers_started = True
+        if self.with_relay:
+            self.relay = OutboxRelay(
+                self._pool, self.broker, s.database_url, batch_size=s.relay_batch_size,
+                poll_interval=s.relay_poll_interval, retention_days=s.outbox_retention_days,
+            )
+            await self.relay.start()
+
+    async def stop(self) -> None:
+        """Graceful: stop consuming, let in-flight work finish, flush the relay, close."""
+        with contextlib.suppress(Exception):
+            for sub in self.broker.subscribers:
+                await sub.stop()
+        self.consumers_started = False
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.background.clear()
+        if self.relay is not None:
+            await self.relay.stop(flush=True)
+            self.relay = None
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def readiness(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["database"] = True
+        except Exception:
+            checks["database"] = False
+        try:
+            checks["broker"] = bool(await self.broker.ping(timeout=2))
+        except Exception:
+            checks["broker"] = False
+        checks["consumers"] = self.consumers_started
+        if self.with_relay:
+            checks["outbox_relay"] = self.relay is not None and self.relay.running
+        for name, check in self.extra_checks.items():
+            try:
+                checks[name] = await check()
+            except Exception:
+                checks[name] = False
+        return checks

@@ -1,0 +1,159 @@
+"""Test fixtures every service's tests share: a real PostgreSQL and a real RabbitMQ.
+
+By default they are the ones on this machine (`TEST_DATABASE_URL`, `TEST_BROKER_URL`,
+defaulting to 127.0.0.1). When those are not reachable and Docker is, the same
+fixtures start them with testcontainers. Loaded by the root `conftest.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aio_pika
+import asyncpg
+import orjson
+import pytest
+
+from asf_contracts import EXCHANGE
+from asf_kit.auth import mint_token
+from asf_kit.db import migrate
+
+JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1",
+                                       parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _docker_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server URL (any database); tests create their own databases on it."""
+    url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if _reachable(url, 5432) or not _docker_available():
+        yield url
+        return
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+        yield pg.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    url = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    if _reachable(url, 5672) or not _docker_available():
+        yield url
+        return
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    with RabbitMqContainer("rabbitmq:3.13-management-alpine") as rmq:
+        params = rmq.get_connection_params()
+        yield f"amqp://guest:guest@{params.host}:{params.port}/"
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(
+    server_url: str, prefix: str, migrations: Path | None
+) -> AsyncIterator[str]:
+    """A new, migrated database that is dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    dsn = with_database(server_url, name)
+    try:
+        if migrations is not None:
+            await migrate(dsn, migrations)
+        yield dsn
+    finally:
+        admin = await asyncpg.connect(server_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def token(roles: list[str] | str, sub: str = "user-1", **claims: Any) -> str:
+    """A valid test token; `claims` may set municipality_code, company_id, name."""
+    return mint_token(JWT_TEST_SECRET, sub, [roles] if isinstance(roles, str) else roles,
+                      **claims)
+
+
+def auth(roles: list[str] | str, sub: str = "user-1", **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(roles, sub, **claims)}"}
+
+
+@dataclass
+class EventTap:
+    """An exclusive queue bound to `asf.events` that collects what is published."""
+
+    messages: list[aio_pika.abc.AbstractIncomingMessage] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [orjson.loads(m.body) for m in self.messages]
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [b for b in self.bodies() if b["event_type"] == event_type]
+
+    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until `predicate(bodies)` is true; returns the bodies."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.bodies()):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; got {len(self.messages)} events: "
+                                     f"{[b['event_type'] for b in self.bodies()]}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), min(remaining, 0.5))
+        return self.bodies()
+
+
+@contextlib.asynccontextmanager
+async def event_tap(broker_url: str, *routing_keys: str) -> AsyncIterator[EventTap]:
+    tap = EventTap()
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in routing_keys or ("#",):
+            await queue.bind(exchange, key)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            tap.messages.append(message)
+            tap.arrived.set()
+
+        await queue.consume(on_message)
+        yield tap
+    finally:
+        await connection.close()
