@@ -38,3 +38,6 @@ class ServiceSettings(BaseSettings):
     )
     outbox_retention_days: int = 7
     max_body_bytes: int = 1_048_576
+    queue_namespace: str = Field(
+        default="", description="Prefix for this service's queue names (tests, shared brokers)"
+    )

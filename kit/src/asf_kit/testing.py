@@ -26,6 +26,7 @@ import orjson
 import pytest
 
 from asf_contracts import EXCHANGE
+from asf_contracts.topology import ServiceQueues
 from asf_kit.auth import mint_token
 from asf_kit.db import migrate
 
@@ -157,3 +158,23 @@ async def event_tap(broker_url: str, *routing_keys: str) -> AsyncIterator[EventT
         yield tap
     finally:
         await connection.close()
+
+
+async def delete_queues(broker_url: str, queues: ServiceQueues) -> None:
+    """Remove a service's queues and exchanges after a test run, so nothing piles up."""
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel()
+        for name in (queues.main, queues.retry, queues.dead_letter):
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(name)
+        for name in (queues.retry_exchange, queues.dead_letter_exchange):
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(name)
+    finally:
+        await connection.close()
+
+
+def test_namespace() -> str:
+    """A queue namespace unique to this test session."""
+    return f"test-{uuid.uuid4().hex[:8]}."
