@@ -175,6 +175,6 @@ async def delete_queues(broker_url: str, queues: ServiceQueues) -> None:
         await connection.close()
 
 
-def test_namespace() -> str:
+def unique_namespace() -> str:
     """A queue namespace unique to this test session."""
     return f"test-{uuid.uuid4().hex[:8]}."
