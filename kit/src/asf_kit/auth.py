@@ -84,7 +84,9 @@ class TokenVerifier:
             return self._secret
         kid = jwt.get_unverified_header(token).get("kid")
         if self._jwks_client is not None:
-            return self._jwks_client.get_signing_key(kid).key
+            if kid is None:
+                return self._jwks_client.get_signing_key_from_jwt(token).key
+            return self._jwks_client.get_signing_key(str(kid)).key
         assert self._jwks is not None
         for key in self._jwks.keys:
             if kid is None or key.key_id == kid:
@@ -193,7 +195,9 @@ def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
         if not principal.has(*roles):
-            raise Problem(403, "Forbidden", f"this needs one of the roles: {names}", slug="forbidden")
+            raise Problem(
+                403, "Forbidden", f"this needs one of the roles: {names}", slug="forbidden"
+            )
         return principal
 
     return dependency

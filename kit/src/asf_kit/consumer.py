@@ -19,7 +19,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import asyncpg
+from asf_contracts import Envelope
+from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -31,9 +32,8 @@ from faststream.rabbit import (
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from asf_contracts import Envelope
-from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
 from asf_kit import context, inbox
+from asf_kit.db import Conn
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.outbox import EXCHANGE_DECL
 from asf_kit.runtime import Runtime
@@ -49,7 +49,7 @@ MESSAGE_SECONDS = Histogram(
 )
 
 P = TypeVar("P", bound=BaseModel)
-Handler = Callable[[asyncpg.Connection, Envelope, Any], Awaitable[None]]
+Handler = Callable[[Conn, Envelope, Any], Awaitable[None]]
 
 
 def main_queue(q: ServiceQueues) -> RabbitQueue:
@@ -113,10 +113,10 @@ class EventConsumer:
 
     def on(
         self, event_type: str, version: int, payload: type[P]
-    ) -> Callable[[Callable[[asyncpg.Connection, Envelope, P], Awaitable[None]]], Handler]:
+    ) -> Callable[[Callable[[Conn, Envelope, P], Awaitable[None]]], Handler]:
         """Register the handler of one event type and major version."""
 
-        def decorate(fn: Callable[[asyncpg.Connection, Envelope, P], Awaitable[None]]) -> Handler:
+        def decorate(fn: Callable[[Conn, Envelope, P], Awaitable[None]]) -> Handler:
             self.handlers[(event_type, version)] = (payload, fn)
             return fn
 
@@ -176,7 +176,8 @@ class EventConsumer:
 
         context.correlation_id.set(event.correlation_id)
         context.causation_id.set(str(event.event_id))
-        context.traceparent.set(headers.get("traceparent"))
+        traceparent = headers.get("traceparent")
+        context.traceparent.set(traceparent if isinstance(traceparent, str) else None)
         with bound_contextvars(event_id=str(event.event_id), event_type=event.event_type,
                                correlation_id=event.correlation_id):
             try:

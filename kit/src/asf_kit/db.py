@@ -15,12 +15,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from asf_kit.logging import get_logger
 
 log = get_logger(__name__)
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+Conn = asyncpg.Connection | PoolConnectionProxy
+"""A connection, whether taken from a pool or opened alone; what store functions take."""
+
 _MIGRATION_NAME = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 _LOCK_KEY = 727_274_001
 
@@ -102,7 +106,8 @@ async def migrate(dsn: str, service_migrations: Path) -> list[str]:
                 async with conn.transaction():
                     await conn.execute(path.read_text(encoding="utf-8"))
                     await conn.execute(
-                        "INSERT INTO schema_migrations (namespace, version, name) VALUES ($1, $2, $3)",
+                        "INSERT INTO schema_migrations (namespace, version, name) "
+                        "VALUES ($1, $2, $3)",
                         namespace, version, name,
                     )
                 log.info("migration applied", namespace=namespace, migration=name)

@@ -126,7 +126,8 @@ def create_app(
         title=title, version=version, description=description, lifespan=lifespan,
         responses={
             401: {"model": problems.ProblemDetail, "description": "No token or a bad one"},
-            422: {"model": problems.ProblemDetail, "description": "Bad input; `errors` names each field"},
+            422: {"model": problems.ProblemDetail,
+                  "description": "Bad input; `errors` names each field"},
         },
     )
     problems.install(app)

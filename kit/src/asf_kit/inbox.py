@@ -6,12 +6,12 @@ skipped, so a redelivered message changes nothing.
 
 from __future__ import annotations
 
-import asyncpg
-
 from asf_contracts import Envelope
 
+from asf_kit.db import Conn
 
-async def claim(conn: asyncpg.Connection, event: Envelope) -> bool:
+
+async def claim(conn: Conn, event: Envelope) -> bool:
     """True the first time this event is seen; call inside the effect's transaction."""
     inserted = await conn.fetchval(
         """

@@ -1,4 +1,5 @@
-"""One JSON object per line via structlog, with service, version and the ids bound per request or event."""
+"""One JSON object per line via structlog, with service, version and the ids bound per
+request or event."""
 
 from __future__ import annotations
 

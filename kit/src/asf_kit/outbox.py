@@ -19,12 +19,13 @@ from uuid import UUID
 
 import asyncpg
 import orjson
+from asf_contracts import EXCHANGE, Envelope
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
-from asf_contracts import EXCHANGE, Envelope
 from asf_kit import context
+from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,7 +78,7 @@ def _row(env: Envelope) -> tuple[Any, ...]:
     )
 
 
-async def add_events(conn: asyncpg.Connection, events: list[Envelope]) -> None:
+async def add_events(conn: Conn, events: list[Envelope]) -> None:
     """Write events in the caller's transaction (one round trip for one event)."""
     if len(events) == 1:
         await conn.execute(_INSERT, *_row(events[0]))
@@ -85,7 +86,7 @@ async def add_events(conn: asyncpg.Connection, events: list[Envelope]) -> None:
         await conn.executemany(_INSERT, [_row(e) for e in events])
 
 
-async def add_event(conn: asyncpg.Connection, event: Envelope) -> None:
+async def add_event(conn: Conn, event: Envelope) -> None:
     await add_events(conn, [event])
 
 
@@ -123,13 +124,13 @@ class OutboxRelay:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
-    async def stop(self, flush: bool = True, timeout: float = 10.0) -> None:
+    async def stop(self, flush: bool = True, grace: float = 10.0) -> None:
         """Stop the loop; with `flush`, publish what is left first (graceful shutdown)."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, timeout)
+                await asyncio.wait_for(self._task, grace)
             self._task = None
         if flush:
             with contextlib.suppress(Exception):

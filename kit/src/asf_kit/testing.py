@@ -24,13 +24,13 @@ import aio_pika
 import asyncpg
 import orjson
 import pytest
-
 from asf_contracts import EXCHANGE
 from asf_contracts.topology import ServiceQueues
+
 from asf_kit.auth import mint_token
 from asf_kit.db import migrate
 
-JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"  # noqa: S105
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -46,7 +46,9 @@ def _reachable(url: str, default_port: int) -> bool:
 def _docker_available() -> bool:
     if not shutil.which("docker"):
         return False
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    docker = shutil.which("docker") or "docker"
+    result = subprocess.run([docker, "info"], capture_output=True, check=False)  # noqa: S603
+    return result.returncode == 0
 
 
 @pytest.fixture(scope="session")
@@ -122,9 +124,9 @@ class EventTap:
     def of_type(self, event_type: str) -> list[dict[str, Any]]:
         return [b for b in self.bodies() if b["event_type"] == event_type]
 
-    async def wait_for(self, predicate: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for(self, predicate: Any, within: float = 10.0) -> list[dict[str, Any]]:
         """Wait until `predicate(bodies)` is true; returns the bodies."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while not predicate(self.bodies()):
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from asf_kit import cli
+
 from registry.app import VERSION
 from registry.settings import RegistrySettings
 

@@ -12,12 +12,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from pydantic import ValidationError
-
 from asf_contracts import registry as ev
 from asf_kit.auth import Principal, Role
 from asf_kit.outbox import add_events, new_event
 from asf_kit.problems import FieldError, Problem, forbidden, invalid, not_found, validation_problem
+from pydantic import ValidationError
+
 from registry import store
 from registry.domain import (
     Company,
@@ -40,11 +40,12 @@ def now() -> datetime:
 
 
 def rule_problem(e: CompanyRuleError) -> Problem:
-    errors = e.extra.pop("errors", None)
+    extra: dict[str, Any] = dict(e.extra)
+    errors = extra.pop("errors", None)
     return Problem(
         e.status, e.title, e.detail, slug=e.title.lower().replace(" ", "-"),
         errors=[FieldError(**x) for x in errors] if isinstance(errors, list) else None,
-        **e.extra,
+        **extra,
     )
 
 
@@ -69,7 +70,8 @@ async def register(pool: asyncpg.Pool, reg: CompanyRegistration, who: Principal)
         try:
             await store.insert_company(conn, company)
         except asyncpg.UniqueViolationError:
-            raise _duplicate(company.org_number, await _existing(pool, company.org_number)) from None
+            existing = await _existing(pool, company.org_number)
+            raise _duplicate(company.org_number, existing) from None
         await add_events(conn, [company_event(ev.COMPANY_REGISTERED, company)])
     return company
 

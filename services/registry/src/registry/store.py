@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from asf_kit.db import Conn
 
 from registry.domain import Company, Contract, LearningExample
 
@@ -24,7 +25,7 @@ def _company_row(c: Company) -> tuple[Any, ...]:
     )
 
 
-async def insert_company(conn: asyncpg.Connection, c: Company) -> None:
+async def insert_company(conn: Conn, c: Company) -> None:
     await conn.execute(
         f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -32,7 +33,7 @@ async def insert_company(conn: asyncpg.Connection, c: Company) -> None:
     )
 
 
-async def insert_companies(conn: asyncpg.Connection, companies: list[Company]) -> None:
+async def insert_companies(conn: Conn, companies: list[Company]) -> None:
     await conn.executemany(
         f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
@@ -40,7 +41,7 @@ async def insert_companies(conn: asyncpg.Connection, companies: list[Company]) -
     )
 
 
-async def update_company(conn: asyncpg.Connection, c: Company, expected_version: int) -> bool:
+async def update_company(conn: Conn, c: Company, expected_version: int) -> bool:
     """Write the new state if nobody changed it since `expected_version`."""
     result = await conn.execute(
         """
@@ -56,32 +57,32 @@ async def update_company(conn: asyncpg.Connection, c: Company, expected_version:
 
 
 async def get_company(
-    conn: asyncpg.Connection, company_id: UUID, *, for_update: bool = False
+    conn: Conn, company_id: UUID, *, for_update: bool = False
 ) -> Company | None:
     sql = "SELECT document FROM companies WHERE id = $1" + (" FOR UPDATE" if for_update else "")
     doc = await conn.fetchval(sql, company_id)
     return Company.model_validate(doc) if doc is not None else None
 
 
-async def company_id_by_org_number(conn: asyncpg.Connection, org_number: str) -> UUID | None:
+async def company_id_by_org_number(conn: Conn, org_number: str) -> UUID | None:
     value = await conn.fetchval("SELECT id FROM companies WHERE org_number = $1", org_number)
     return value if isinstance(value, UUID) else None
 
 
-async def existing_org_numbers(conn: asyncpg.Connection, org_numbers: list[str]) -> set[str]:
+async def existing_org_numbers(conn: Conn, org_numbers: list[str]) -> set[str]:
     rows = await conn.fetch(
         "SELECT org_number FROM companies WHERE org_number = ANY($1::text[])", org_numbers
     )
     return {r["org_number"] for r in rows}
 
 
-async def existing_company_ids(conn: asyncpg.Connection, ids: list[UUID]) -> set[UUID]:
+async def existing_company_ids(conn: Conn, ids: list[UUID]) -> set[UUID]:
     rows = await conn.fetch("SELECT id FROM companies WHERE id = ANY($1::uuid[])", ids)
     return {r["id"] for r in rows}
 
 
 async def list_companies(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     municipality_code: str | None,
     county_code: str | None,
@@ -116,7 +117,7 @@ def _like_escape(q: str | None) -> str | None:
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def insert_contract(conn: asyncpg.Connection, c: Contract) -> None:
+async def insert_contract(conn: Conn, c: Contract) -> None:
     await conn.execute(
         """
         INSERT INTO contracts (id, company_id, municipality_code, reserved, document, created_at)
@@ -128,7 +129,7 @@ async def insert_contract(conn: asyncpg.Connection, c: Contract) -> None:
 
 
 async def list_contracts(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     company_id: UUID | None,
     municipality_code: str | None,
@@ -152,7 +153,7 @@ async def list_contracts(
     return [Contract.model_validate(r["document"]) for r in rows]
 
 
-async def insert_learning_example(conn: asyncpg.Connection, e: LearningExample) -> None:
+async def insert_learning_example(conn: Conn, e: LearningExample) -> None:
     await conn.execute(
         """
         INSERT INTO learning_examples (id, municipality_code, document, created_at)
@@ -163,7 +164,7 @@ async def insert_learning_example(conn: asyncpg.Connection, e: LearningExample) 
 
 
 async def list_learning_examples(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     municipality_code: str | None,
     after: tuple[datetime, UUID] | None,
@@ -182,9 +183,9 @@ async def list_learning_examples(
     return [LearningExample.model_validate(r["document"]) for r in rows]
 
 
-async def stats_by_county(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def stats_by_county(conn: Conn) -> list[asyncpg.Record]:
     """Companies by status, employees and training places of active companies, per county."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         """
         SELECT county_code,
                count(*) FILTER (WHERE status = 'active')       AS active,
@@ -196,3 +197,4 @@ async def stats_by_county(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         FROM companies GROUP BY county_code
         """
     )
+    return rows
