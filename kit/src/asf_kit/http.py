@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asf_contracts.schemas import asyncapi
 from asf_kit import context, problems
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.settings import ServiceSettings
@@ -151,6 +152,10 @@ def create_app(
             {"status": "ready" if ok else "not ready", "checks": checks},
             status_code=200 if ok else 503,
         )
+
+    @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document of the events")
+    async def asyncapi_document() -> dict[str, Any]:
+        return asyncapi()
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
              response_class=Response)

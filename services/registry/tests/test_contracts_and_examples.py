@@ -175,3 +175,10 @@ async def test_unknown_route_is_a_problem(client: httpx.AsyncClient) -> None:
     r = await client.get("/nothing-here")
     assert r.status_code == 404
     assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_asyncapi_lists_the_registry_events(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/asyncapi")).json()
+    assert doc["asyncapi"].startswith("3.")
+    addresses = {c["address"] for c in doc["channels"].values()}
+    assert "registry.company.registered.v1" in addresses

@@ -1,0 +1,36 @@
+# ASF Samverkan — the two commands a newcomer needs:
+#   make run    set up and run the whole stack with demo data (foreground; Ctrl-C stops it)
+#   make test   set up and run the whole test suite, with ruff and mypy
+export UV_PYTHON_DOWNLOADS := never
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: run test install lint typecheck pytest services bench clean
+
+$(UV):
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+
+install: $(UV)
+	$(UV) sync --frozen
+
+run: install
+	$(UV) run python deploy/run_local.py
+
+services:
+	@bash deploy/ensure_services.sh
+
+lint: install
+	$(UV) run ruff check .
+
+typecheck: install
+	$(UV) run mypy
+
+pytest: install services
+	$(UV) run pytest
+
+test: install services lint typecheck pytest
+
+bench: install services
+	$(UV) run python bench/run.py
+
+clean:
+	rm -rf .venv var .pytest_cache .mypy_cache .ruff_cache
