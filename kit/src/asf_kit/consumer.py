@@ -19,8 +19,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from asf_contracts import Envelope
-from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -32,6 +30,8 @@ from faststream.rabbit import (
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
+from asf_contracts import Envelope
+from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
 from asf_kit import context, inbox
 from asf_kit.db import Conn
 from asf_kit.logging import bound_contextvars, get_logger

@@ -7,7 +7,6 @@ skipped, so a redelivered message changes nothing.
 from __future__ import annotations
 
 from asf_contracts import Envelope
-
 from asf_kit.db import Conn
 
 

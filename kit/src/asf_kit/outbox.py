@@ -19,11 +19,11 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from asf_contracts import EXCHANGE, Envelope
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
+from asf_contracts import EXCHANGE, Envelope
 from asf_kit import context
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger

@@ -24,9 +24,9 @@ import aio_pika
 import asyncpg
 import orjson
 import pytest
+
 from asf_contracts import EXCHANGE
 from asf_contracts.topology import ServiceQueues
-
 from asf_kit.auth import mint_token
 from asf_kit.db import migrate
 

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asf_kit.testing import JWT_TEST_SECRET, auth, fresh_database
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from stdnum import luhn
+
+from asf_kit.testing import JWT_TEST_SECRET, auth, fresh_database
 from registry.app import create_app
 from registry.settings import RegistrySettings
-from stdnum import luhn
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from asf_kit.auth import TokenVerifier, mint_token
 from asf_kit.problems import Problem
 from asf_kit.settings import ServiceSettings
 from asf_kit.testing import JWT_TEST_SECRET
-from cryptography.hazmat.primitives.asymmetric import ec
 
 
 def bearer(token: str) -> dict[str, str]:

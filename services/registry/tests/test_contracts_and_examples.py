@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from asf_kit.testing import auth, event_tap
 
 Headers = dict[str, dict[str, str]]

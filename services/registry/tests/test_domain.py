@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
+
 from registry.domain import (
     Company,
     CompanyPatch,

@@ -9,10 +9,11 @@ from uuid import UUID
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
+
 from asf_contracts import Envelope
 from asf_kit.outbox import OutboxRelay
 from asf_kit.testing import event_tap
-from fastapi import FastAPI
 
 Headers = dict[str, dict[str, str]]
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
 from registry.service import IMPORT_COLUMNS
 
 Headers = dict[str, dict[str, str]]

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from asf_kit.auth import CurrentPrincipal, Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
-from asf_kit.problems import ProblemDetail, invalid
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
+from asf_kit.auth import CurrentPrincipal, Principal, Role, require
+from asf_kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.problems import ProblemDetail, invalid
 from registry import service, store
 from registry.domain import (
     Company,

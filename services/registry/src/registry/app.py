@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version as _dist_version
 
+from fastapi import FastAPI
+
 from asf_kit import http
 from asf_kit.auth import TokenVerifier
 from asf_kit.runtime import Runtime
-from fastapi import FastAPI
-
 from registry import api
 from registry.settings import RegistrySettings
 

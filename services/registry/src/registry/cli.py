@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from asf_kit import cli
-
 from registry.app import VERSION
 from registry.settings import RegistrySettings
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from asf_kit.auth import Principal
-from asf_kit.db import create_pool
 from stdnum import luhn
 
+from asf_kit.auth import Principal
+from asf_kit.db import create_pool
 from registry import service
 from registry.domain import CompanyRegistration, DeregistrationRequest, VerificationDecision
 from registry.settings import RegistrySettings

@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal, Self
 from uuid import UUID, uuid4
 
-from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,6 +25,7 @@ from pydantic import (
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
+from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
 from registry.municipalities import municipality
 
 RESERVED_CONTRACT_SHARE = 0.30

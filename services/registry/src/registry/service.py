@@ -12,12 +12,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from pydantic import ValidationError
+
 from asf_contracts import registry as ev
 from asf_kit.auth import Principal, Role
 from asf_kit.outbox import add_events, new_event
 from asf_kit.problems import FieldError, Problem, forbidden, invalid, not_found, validation_problem
-from pydantic import ValidationError
-
 from registry import store
 from registry.domain import (
     Company,

@@ -7,8 +7,8 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from asf_kit.db import Conn
 
+from asf_kit.db import Conn
 from registry.domain import Company, Contract, LearningExample
 
 _COMPANY_COLUMNS = """
