@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from asf_contracts.topology import ServiceQueues
 from asf_kit.auth import Role, mint_token
 from asf_kit.db import ensure_database, migrate
 from asf_kit.logging import configure
@@ -43,6 +44,27 @@ def _run_token(settings: ServiceSettings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dlq(settings: ServiceSettings, service: str, args: argparse.Namespace) -> int:
+    from asf_kit import dlq
+
+    queues = ServiceQueues(service=settings.queue_namespace + service)
+    if args.action == "redrive":
+        n = asyncio.run(dlq.redrive(settings.broker_url, queues, args.message_id))
+        print(f"redriven: {n}")
+        return 0
+    parked = asyncio.run(dlq.list_parked(settings.broker_url, queues))
+    if args.message_id:
+        parked = [p for p in parked if p.message_id == args.message_id]
+    if not parked:
+        print(f"{queues.dead_letter}: empty" if not args.message_id else "no such message")
+        return 0 if not args.message_id else 1
+    for p in parked:
+        print(f"{p.message_id}  {p.parked_at}  {p.routing_key}  {p.reason}")
+        if args.action == "show":
+            print(p.body.decode("utf-8", errors="replace"))
+    return 0
+
+
 def main(
     *,
     prog: str,
@@ -51,6 +73,7 @@ def main(
     app_factory: str,
     migrations: Path,
     extra: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Command]] | None = None,
+    consumes: bool = False,
     argv: list[str] | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog} {version}")
@@ -66,6 +89,10 @@ def main(
     token.add_argument("--municipality", help="4-digit municipality code (case workers)")
     token.add_argument("--company", help="company id (company representatives)")
     token.add_argument("--hours", type=float, default=12)
+    if consumes:
+        dlq = sub.add_parser("dlq", help="list, show or redrive parked dead-letter messages")
+        dlq.add_argument("action", choices=["list", "show", "redrive"])
+        dlq.add_argument("message_id", nargs="?", help="show / redrive only this message")
     for name, (help_text, configure_parser, _) in (extra or {}).items():
         configure_parser(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
@@ -76,6 +103,8 @@ def main(
         return _run_migrate(settings, migrations)
     if args.command == "token":
         return _run_token(settings, args)
+    if args.command == "dlq":
+        return _run_dlq(settings, prog, args)
     if args.command == "serve":
         if args.migrate:
             _run_migrate(settings, migrations)
