@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asf_contracts.schemas import asyncapi
-from asf_kit import context, problems
+from asf_kit import context, problems, telemetry
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.settings import ServiceSettings
 
@@ -82,9 +82,17 @@ class RequestContextMiddleware:
 
         token = context.correlation_id.set(correlation)
         ctoken = context.causation_id.set(request_id)
+        method = scope["method"]
         try:
-            with bound_contextvars(request_id=request_id, correlation_id=correlation):
+            with (
+                bound_contextvars(request_id=request_id, correlation_id=correlation),
+                telemetry.span(f"{method} {scope['path']}", kind=telemetry.SpanKind.SERVER,
+                               traceparent=headers.get("traceparent")) as span,
+            ):
                 await self.app(scope, limited_receive, send_with_ids)
+                route_obj = scope.get("route")
+                span.update_name(f"{method} {getattr(route_obj, 'path', scope['path'])}")
+                span.set_attribute("http.response.status_code", status)
         finally:
             context.correlation_id.reset(token)
             context.causation_id.reset(ctoken)

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from asf_contracts import EXCHANGE, Envelope
-from asf_kit import context
+from asf_kit import context, telemetry
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 
@@ -74,7 +74,7 @@ def new_event(
 def _row(env: Envelope) -> tuple[Any, ...]:
     return (
         env.event_id, env.event_type, env.event_version, env.routing_key, env.correlation_id,
-        context.traceparent.get(), orjson.dumps(env.model_dump(mode="json")),
+        telemetry.current_traceparent(), orjson.dumps(env.model_dump(mode="json")),
     )
 
 
@@ -208,8 +208,18 @@ class OutboxRelay:
             "event_type": row["event_type"],
             "event_version": row["event_version"],
         }
-        if row["traceparent"]:
-            headers["traceparent"] = row["traceparent"]
+        with telemetry.span(
+            f"publish {row['routing_key']}", traceparent=row["traceparent"],
+            kind=telemetry.SpanKind.PRODUCER,
+            attributes={"messaging.system": "rabbitmq",
+                        "messaging.message.id": str(row["event_id"])},
+        ):
+            traceparent = telemetry.current_traceparent()
+            if row["traceparent"] and traceparent:
+                headers["traceparent"] = traceparent
+            await self._send(row, headers)
+
+    async def _send(self, row: asyncpg.Record, headers: dict[str, Any]) -> None:
         await self._broker.publish(
             bytes(row["body"]),
             exchange=EXCHANGE_DECL,

@@ -8,7 +8,7 @@ from importlib.metadata import version as _dist_version
 
 from fastapi import FastAPI
 
-from asf_kit import http
+from asf_kit import http, telemetry
 from asf_kit.auth import TokenVerifier
 from asf_kit.runtime import Runtime
 from registry import api
@@ -20,6 +20,7 @@ VERSION = _dist_version("asf-registry")
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
+    telemetry.setup(SERVICE, VERSION)
     runtime = Runtime(settings)
 
     @asynccontextmanager
