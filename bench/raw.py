@@ -75,8 +75,8 @@ async def raw_hop(n: int) -> Result:
                 out_id = uuid.uuid4()
                 out = orjson.dumps({**event, "event_id": str(out_id), "event_type": "bench.next"})
                 await _apply(conn, event, out, out_id)
-                await exchange.publish(aio_pika.Message(out, message_id=str(out_id),
-                                                        delivery_mode=2), routing_key="bench.next.v1")
+                reply = aio_pika.Message(out, message_id=str(out_id), delivery_mode=2)
+                await exchange.publish(reply, routing_key="bench.next.v1")
                 await message.ack()
                 latencies.append(now() - t0)
                 if len(latencies) >= n:
