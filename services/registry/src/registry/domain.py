@@ -16,7 +16,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     HttpUrl,
     field_validator,
@@ -26,6 +25,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
+from asf_kit.fields import Email
 from registry.municipalities import municipality
 
 RESERVED_CONTRACT_SHARE = 0.30
@@ -122,7 +122,7 @@ class _In(BaseModel):
 class Contact(_In):
     name: Text
     role: Annotated[str, Field(max_length=100)] | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: Annotated[str | None, AfterValidator(check_phone)] = None
 
 
@@ -442,7 +442,7 @@ class Contract(ContractIn):
 
 class SubmitterContact(_In):
     name: Text
-    email: EmailStr
+    email: Email
 
 
 class LearningExampleIn(_In):
