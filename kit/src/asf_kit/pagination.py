@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from pydantic import BaseModel
+from starlette.responses import Response
 
 from asf_kit.problems import invalid
 
@@ -20,6 +21,12 @@ MAX_LIMIT = 500
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+def page_response(items: list[Any], next_cursor: str | None) -> Response:
+    """A list page from documents already in the API's shape, serialised without models."""
+    return Response(orjson.dumps({"items": items, "next_cursor": next_cursor}),
+                    media_type="application/json")
 
 
 def encode_cursor(key: Sequence[Any]) -> str:

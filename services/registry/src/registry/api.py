@@ -7,12 +7,20 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel
 
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
-from asf_kit.problems import ProblemDetail, invalid
+from asf_kit.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    page_response,
+)
+from asf_kit.problems import ProblemDetail, invalid, not_found
 from registry import service, store
 from registry.domain import (
     Company,
@@ -75,7 +83,7 @@ async def register_company(
     return company
 
 
-@router.get("/companies", tags=["companies"])
+@router.get("/companies", tags=["companies"], response_model=Page[Company])
 async def list_companies(
     pool: Pool,
     _: CurrentPrincipal,
@@ -87,7 +95,7 @@ async def list_companies(
                                    description="part of the name")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[Company]:
+) -> Response:
     key = decode_cursor(cursor, 2)
     after = None
     if key is not None:
@@ -103,19 +111,20 @@ async def list_companies(
     more = len(items) > limit
     items = items[:limit]
     last = items[-1] if items else None
-    return Page[Company](
-        items=items,
-        next_cursor=encode_cursor([last.name, str(last.id)]) if more and last else None,
+    return page_response(
+        items, encode_cursor([last["name"], last["id"]]) if more and last else None
     )
 
 
-@router.get("/companies/{company_id}", tags=["companies"], responses=_errors)
-async def get_company(
-    company_id: UUID, pool: Pool, _: CurrentPrincipal, response: Response
-) -> Company:
-    company = await service.get(pool, company_id)
-    _etag(response, company.version)
-    return company
+@router.get("/companies/{company_id}", tags=["companies"], responses=_errors,
+            response_model=Company)
+async def get_company(company_id: UUID, pool: Pool, _: CurrentPrincipal) -> Response:
+    async with pool.acquire() as conn:
+        doc = await store.get_company_document(conn, company_id)
+    if doc is None:
+        raise not_found("company")
+    return Response(orjson.dumps(doc), media_type="application/json",
+                    headers={"ETag": f'"{doc["version"]}"'})
 
 
 @router.patch("/companies/{company_id}", tags=["companies"], responses=_errors)

@@ -81,14 +81,6 @@ async def _existing(pool: asyncpg.Pool, org_number: str) -> UUID | None:
         return await store.company_id_by_org_number(conn, org_number)
 
 
-async def get(pool: asyncpg.Pool, company_id: UUID) -> Company:
-    async with pool.acquire() as conn:
-        company = await store.get_company(conn, company_id)
-    if company is None:
-        raise not_found("company")
-    return company
-
-
 def may_update(who: Principal, company: Company) -> bool:
     """A company representative changes their own company; a registry officer any."""
     if who.has(Role.REGISTRY_OFFICER):

@@ -91,8 +91,9 @@ async def list_companies(
     q: str | None,
     after: tuple[str, UUID] | None,
     limit: int,
-) -> list[Company]:
-    """One page in name order; `after` is the (name, id) the previous page ended on."""
+) -> list[dict[str, Any]]:
+    """One page in name order, as stored documents (already in the API's shape, so a read
+    needs no model validation); `after` is the (name, id) the previous page ended on."""
     rows = await conn.fetch(
         """
         SELECT document FROM companies
@@ -108,7 +109,13 @@ async def list_companies(
         municipality_code, county_code, industry, status, _like_escape(q),
         after[0] if after else None, after[1] if after else None, limit,
     )
-    return [Company.model_validate(r["document"]) for r in rows]
+    return [r["document"] for r in rows]
+
+
+async def get_company_document(conn: Conn, company_id: UUID) -> dict[str, Any] | None:
+    doc: dict[str, Any] | None = await conn.fetchval(
+        "SELECT document FROM companies WHERE id = $1", company_id)
+    return doc
 
 
 def _like_escape(q: str | None) -> str | None:
