@@ -1,0 +1,72 @@
+"""`casework serve | migrate | token | seed-demo | sweep-follow-ups | rotate-key`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import date
+from pathlib import Path
+
+from asf_kit import cli
+from casework.app import VERSION
+from casework.settings import CaseworkSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+if not MIGRATIONS.exists():  # running from a source checkout
+    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _seed_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, default=10.0,
+                   help="seconds to wait for active companies in the read model")
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from casework.demo import seed
+
+    created, placed = asyncio.run(seed(CaseworkSettings(), wait=args.wait))
+    print(f"demo participants: {created} created, {placed} placed at a company")
+    return 0
+
+
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--today", type=date.fromisoformat, default=None,
+                   help="the date to sweep as of (YYYY-MM-DD); today by default")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from casework.maintenance import sweep
+
+    count = asyncio.run(sweep(CaseworkSettings(), args.today))
+    print(f"follow-ups announced: {count}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from casework.maintenance import rotate
+
+    count = asyncio.run(rotate(CaseworkSettings()))
+    print(f"data keys moved to the current master key: {count}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(
+        prog="casework", version=VERSION, settings_factory=CaseworkSettings,
+        app_factory="casework.app:create_app", migrations=MIGRATIONS,
+        extra={
+            "seed-demo": ("add demo participants at every stage (idempotent)", _seed_args,
+                          _seed),
+            "sweep-follow-ups": ("announce follow-ups that have fallen due", _sweep_args,
+                                 _sweep),
+            "rotate-key": ("rewrap data keys under CASEWORK_DATA_KEY (old keys in "
+                           "CASEWORK_PREVIOUS_DATA_KEYS)", lambda p: None, _rotate),
+        },
+        consumes=True,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Casework's rules: the stages of a case, what each move needs, and valid input. Pure, no I/O.
+
+A participant is a person a municipality refers to work training (arbetsträning)
+at an ASF. The case moves `referred` → `assessment` (kartläggning) → `in_training`
+(an active placement) → `employed` → `closed`; `closed` is reachable from every
+stage, and `employed` → `in_training` again when a job ends early.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal, Self
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from stdnum import luhn
+
+from asf_kit.fields import Email
+
+Stage = Literal["referred", "assessment", "in_training", "employed", "closed"]
+STAGES: tuple[Stage, ...] = ("referred", "assessment", "in_training", "employed", "closed")
+
+TRANSITIONS: dict[str, tuple[Stage, ...]] = {
+    "referred": ("assessment", "closed"),
+    "assessment": ("in_training", "closed"),
+    "in_training": ("employed", "closed"),
+    "employed": ("in_training", "closed"),
+    "closed": (),
+}
+"""Every allowed move; anything else is refused with these as the allowed ones."""
+
+ExitReason = Literal["studies", "other_programme", "sick_leave", "moved", "dropped_out", "unknown"]
+ReferralSource = Literal[
+    "social_services",  # socialtjänsten
+    "employment_service",  # Arbetsförmedlingen
+    "social_insurance",  # Försäkringskassan
+    "coordination_association",  # samordningsförbund
+    "self",
+]
+PlacementKind = Literal["work_training", "enhanced_work_training", "internship", "daily_activity"]
+PlacementEndReason = Literal[
+    "completed", "employed", "interrupted", "company_deregistered", "case_closed", "other"
+]
+EmploymentForm = Literal[
+    "unsubsidised",
+    "wage_subsidy",  # lönebidrag
+    "new_start_job",  # nystartsjobb
+    "introduction_job",  # introduktionsjobb
+    "sheltered_public",  # offentligt skyddat arbete (OSA)
+    "other_subsidised",
+]
+
+
+class RuleError(Exception):
+    """A rule of casework said no; `status` is the HTTP status it maps to."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: object) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+# --- values -----------------------------------------------------------------------------
+
+_IDENTITY = re.compile(r"^([0-9]{2})?([0-9]{6})([-+]?)([0-9]{4})$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
+
+
+def normalize_identity_number(value: str, today: date | None = None) -> str:
+    """A personnummer or samordningsnummer (day + 60) as `YYYYMMDD-NNNN`.
+
+    Accepted as `YYMMDD-NNNN`, `YYMMDDNNNN`, `YYYYMMDD-NNNN` or `YYYYMMDDNNNN`; a
+    `+` instead of the dash marks someone aged 100 or more. python-stdnum's
+    `se.personnummer` refuses samordningsnummer, so the date is checked here and
+    only the Luhn digit is left to stdnum.
+    """
+    today = today or datetime.now(UTC).date()
+    m = _IDENTITY.match(value.strip().replace(" ", ""))
+    if not m:
+        raise ValueError("must be YYMMDD-NNNN or YYYYMMDD-NNNN (the dash may be left out)")
+    century, yymmdd, sep, tail = m.groups()
+    if not luhn.is_valid(yymmdd + tail):
+        raise ValueError("the check digit does not match")
+    yy, month, day = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6])
+    real_day = day - 60 if day > 60 else day  # samordningsnummer add 60 to the day
+    if century is not None:
+        year = int(century) * 100 + yy
+    else:
+        c = today.year // 100 - (1 if yy > today.year % 100 else 0) - (1 if sep == "+" else 0)
+        year = c * 100 + yy
+    try:
+        born = date(year, month, real_day)
+    except ValueError:
+        raise ValueError("the date part is not a date (samordningsnummer: day + 60)") from None
+    if born > today:
+        raise ValueError("the date part is in the future")
+    return f"{year:04d}{month:02d}{day:02d}-{tail}"
+
+
+def is_coordination_number(normalized: str) -> bool:
+    """A samordningsnummer: the day is 61-91."""
+    return int(normalized[6:8]) > 60
+
+
+def _phone(value: str | None) -> str | None:
+    if value is not None and not _PHONE.match(value):
+        raise ValueError("is not a phone number")
+    return value
+
+
+def _plain(value: str) -> str:
+    """No control characters: they mean a broken client, and PostgreSQL refuses NUL."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _sane(value: date) -> date:
+    """Dates of a case lie within a human lifetime of today; this also keeps date
+    arithmetic (follow-up due dates) from overflowing."""
+    if not date(1900, 1, 1) <= value <= date(2100, 12, 31):
+        raise ValueError("must lie between 1900-01-01 and 2100-12-31")
+    return value
+
+
+CaseDate = Annotated[date, AfterValidator(_sane)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
+IdentityNumber = Annotated[
+    str, Field(examples=["19900101-0017"]), AfterValidator(normalize_identity_number)
+]
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain)]
+Phone = Annotated[str | None, AfterValidator(_phone)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- input ------------------------------------------------------------------------------
+
+
+class PersonalData(_In):
+    """What identifies the person; encrypted at rest, never in events or logs."""
+
+    given_name: Name
+    family_name: Name
+    personal_identity_number: IdentityNumber
+    phone: Phone = None
+    email: Email | None = None
+
+
+class IdentitySearch(_In):
+    personal_identity_number: IdentityNumber
+
+
+class ParticipantIn(PersonalData):
+    referral_source: ReferralSource
+    assigned_to: ShortText | None = Field(
+        default=None, description="A case worker's `sub`; the creator by default"
+    )
+
+
+class EmploymentIn(_In):
+    form: EmploymentForm
+    employer_company_id: UUID | None = Field(default=None, description="An ASF in the registry")
+    employer_name: ShortText | None = None
+    start: CaseDate
+
+    @model_validator(mode="after")
+    def _employer(self) -> Self:
+        if self.employer_company_id is None and self.employer_name is None:
+            raise ValueError("give employer_company_id or employer_name")
+        return self
+
+
+class TransitionIn(_In):
+    """`{"to": stage}`, with `exit_reason` when closing and `employment` when employed."""
+
+    to: Stage
+    exit_reason: ExitReason | None = None
+    employment: EmploymentIn | None = None
+
+    @model_validator(mode="after")
+    def _extras(self) -> Self:
+        if self.exit_reason is not None and self.to != "closed":
+            raise ValueError("exit_reason is given only when closing (to = closed)")
+        if self.employment is not None and self.to != "employed":
+            raise ValueError("employment is given only when moving to employed")
+        if self.to == "employed" and self.employment is None:
+            raise ValueError("employment is required when moving to employed")
+        return self
+
+
+class PlacementIn(_In):
+    company_id: UUID
+    kind: PlacementKind
+    start: CaseDate
+    planned_end: CaseDate | None = None
+    hours_per_week: float | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _dates(self) -> Self:
+        if self.planned_end is not None and self.planned_end < self.start:
+            raise ValueError("planned_end cannot be before start")
+        return self
+
+
+class PlacementEndIn(_In):
+    reason: PlacementEndReason
+    end: CaseDate | None = Field(default=None, description="Today when left out")
+
+
+class FollowUpIn(_In):
+    offset_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Which follow-up; the earliest one not yet recorded when left out",
+    )
+    still_employed: bool
+
+
+class NoteIn(_In):
+    text: Annotated[str, Field(min_length=1, max_length=10_000)]
+    confidential: bool = Field(
+        default=False, description="Only the author and the assigned case worker read the text"
+    )
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+def not_allowed(current: str, to: str, why: str | None = None) -> RuleError:
+    allowed = list(TRANSITIONS[current])
+    detail = why or (
+        f"a case in {current} cannot move to {to}; allowed: "
+        f"{', '.join(allowed) if allowed else 'none (the case is closed)'}"
+    )
+    return RuleError(409, "Transition not allowed", detail, current_stage=current,
+                     allowed=allowed)
+
+
+def check_transition(current: str, body: TransitionIn) -> None:
+    """Refuse a move the stage machine does not have, or that lacks what it needs."""
+    if body.to not in TRANSITIONS[current]:
+        raise not_allowed(current, body.to)
+    if body.to == "in_training":
+        raise not_allowed(
+            current, body.to,
+            "a case moves to in_training when a placement starts: "
+            "POST /participants/{id}/placements",
+        )
+    if body.to == "closed" and body.exit_reason is None and current != "employed":
+        raise RuleError(422, "Validation failed", "exit_reason: required when closing",
+                        errors=[{"field": "exit_reason", "message": "required when closing"}])
+
+
+def check_placement_start(current: str) -> None:
+    """A placement starts in assessment, beside another one in training, or after a job."""
+    if current != "in_training" and "in_training" not in TRANSITIONS[current]:
+        raise not_allowed(current, "in_training")
+
+
+def follow_up_schedule(start: date, offsets: list[int]) -> list[tuple[int, date]]:
+    """(offset, due date) for each follow-up of an employment that starts on `start`."""
+    return [(o, start + timedelta(days=o)) for o in sorted(set(offsets))]
+
+
+def left_for_work_or_studies(from_stage: str, exit_reason: str | None) -> str | None:
+    """How a closed case counts in the Kolada-style share: `work`, `studies` or neither.
+
+    A case closed while `employed` left for work (whatever reason was added); one
+    closed with `exit_reason = studies` left for studies.
+    """
+    if from_stage == "employed":
+        return "work"
+    if exit_reason == "studies":
+        return "studies"
+    return None

@@ -1,0 +1,39 @@
+"""Casework's settings: the shared ones, its own defaults, and the data key."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from asf_kit.settings import ServiceSettings
+
+
+class CaseworkSettings(ServiceSettings):
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/asf_casework"
+    port: int = 8002
+
+    casework_data_key: str | None = Field(
+        default=None,
+        description="Master key for personal data: base64 of 32 random bytes "
+        "(`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`).",
+    )
+    casework_data_key_id: str = Field(
+        default="k1", description="Id of `casework_data_key`, stored with each row it wraps"
+    )
+    casework_previous_data_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Older master keys by id (JSON), still able to unwrap rows during rotation",
+    )
+    follow_up_offsets_days: list[int] = Field(
+        default_factory=lambda: [90, 180, 365],
+        description="Days after employment start at which a follow-up is due",
+    )
+    follow_up_sweep_interval: float = Field(
+        default=3600.0, description="Seconds between follow-up sweeps in the app; 0 turns it off"
+    )
+
+    @field_validator("follow_up_offsets_days")
+    @classmethod
+    def _offsets(cls, v: list[int]) -> list[int]:
+        if not v or any(not 1 <= o <= 3650 for o in v):
+            raise ValueError("follow-up offsets are 1 to 3650 days, at least one")
+        return sorted(set(v))
