@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from asf_contracts import Envelope
 from asf_contracts.topology import MAX_DELIVERIES, RETRY_DELAY_MS, ServiceQueues
-from asf_kit import context, inbox
+from asf_kit import context, inbox, telemetry
 from asf_kit.db import Conn
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.outbox import EXCHANGE_DECL
@@ -177,9 +177,16 @@ class EventConsumer:
         context.correlation_id.set(event.correlation_id)
         context.causation_id.set(str(event.event_id))
         traceparent = headers.get("traceparent")
-        context.traceparent.set(traceparent if isinstance(traceparent, str) else None)
-        with bound_contextvars(event_id=str(event.event_id), event_type=event.event_type,
-                               correlation_id=event.correlation_id):
+        with (
+            bound_contextvars(event_id=str(event.event_id), event_type=event.event_type,
+                              correlation_id=event.correlation_id),
+            telemetry.span(f"consume {event.event_type}", kind=telemetry.SpanKind.CONSUMER,
+                           traceparent=traceparent if isinstance(traceparent, str) else None,
+                           attributes={"messaging.system": "rabbitmq",
+                                       "messaging.message.id": str(event.event_id),
+                                       "messaging.destination.name": self.queues.main}),
+        ):
+            context.traceparent.set(telemetry.current_traceparent())
             try:
                 async with self.runtime.pool.acquire() as conn, conn.transaction():
                     first = await inbox.claim(conn, event)
