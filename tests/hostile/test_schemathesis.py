@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from asf_kit.testing import fresh_database, service_process, token
+from asf_contracts.topology import ServiceQueues
+from asf_kit.testing import delete_queues, fresh_database, service_process, token
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "not_a_server_error,response_schema_conformance"
 
 
 def schemathesis_run(base_url: str, headers: dict[str, str], report: Path,
-                     max_examples: int = 25) -> subprocess.CompletedProcess[str]:
+                     max_examples: int = 25, exclude_paths: tuple[str, ...] = (),
+                     ) -> subprocess.CompletedProcess[str]:
     st = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
     args = [st, "run", f"{base_url}/openapi.json", "--checks", CHECKS,
             "--max-examples", str(max_examples), "--seed", "20261128",
@@ -28,13 +30,15 @@ def schemathesis_run(base_url: str, headers: dict[str, str], report: Path,
             "--report", "junit", "--report-junit-path", str(report)]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
+    for path in exclude_paths:
+        args += ["--exclude-path", path]
     return subprocess.run(args, capture_output=True, text=True, timeout=540, check=False)
 
 
-async def seed_demo(module: str, env: dict[str, str]) -> None:
+async def seed_demo(module: str, env: dict[str, str], *extra: str) -> None:
     """Give the generated requests real data to read and change."""
     await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", module, "seed-demo"],
+        subprocess.run, [sys.executable, "-m", module, "seed-demo", *extra],
         env={**os.environ, "JWT_SECRET": "unused-here", **env}, check=True,
         capture_output=True,
     )
@@ -54,5 +58,27 @@ async def test_registry_survives_generated_requests(
                 schemathesis_run, proc.base_url, {"Authorization": f"Bearer {officer}"},
                 tmp_path / "junit.xml")
             server_errors = [ln for ln in proc.log().splitlines() if "unhandled error" in ln]
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert server_errors == []
+
+
+@pytest.mark.timeout(600)
+async def test_casework_survives_generated_requests(
+    postgres_url: str, broker_url: str, tmp_path: Path
+) -> None:
+    migrations = ROOT / "services" / "casework" / "migrations"
+    caller = token(["case_worker", "analyst", "auditor"], sub="fuzzer",
+                   municipality_code="0180")
+    async with fresh_database(postgres_url, "casework_fuzz", migrations) as dsn:
+        env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url,
+               "CASEWORK_DATA_KEY": "ZnV6ei1rZXktZnV6ei1rZXktZnV6ei1rZXktZnV6eiE=",
+               "QUEUE_NAMESPACE": "fuzz-", "FOLLOW_UP_SWEEP_INTERVAL": "0"}
+        await seed_demo("casework.cli", env, "--wait", "0")
+        async with service_process("casework.cli", env, tmp_path / "casework.log") as proc:
+            result = await asyncio.to_thread(
+                schemathesis_run, proc.base_url, {"Authorization": f"Bearer {caller}"},
+                tmp_path / "junit.xml", exclude_paths=("/stream",))
+            server_errors = [ln for ln in proc.log().splitlines() if "unhandled error" in ln]
+        await delete_queues(broker_url, ServiceQueues(service="fuzz-casework"))
     assert result.returncode == 0, result.stdout[-6000:]
     assert server_errors == []
