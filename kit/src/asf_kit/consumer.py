@@ -109,6 +109,7 @@ class EventConsumer:
         self.prefetch = prefetch
         self.handlers: dict[tuple[str, int], tuple[type[BaseModel], Handler]] = {}
         runtime.on_connect.append(self.declare)
+        runtime.consumers.append(self)
         self._subscribe()
 
     def on(

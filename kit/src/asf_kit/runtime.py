@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from faststream.rabbit import RabbitBroker
@@ -30,6 +31,8 @@ class Runtime:
         self.consumers_started = False
         self.background: list[asyncio.Task[None]] = []
         self.extra_checks: dict[str, Callable[[], Awaitable[bool]]] = {}
+        self.consumers: list[Any] = []
+        """The EventConsumers attached to this runtime (their queues and bindings)."""
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
         """Run after the broker connects and before consumers start (declare queues here)."""
 
