@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
-import structlog
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from stdnum import luhn
@@ -26,11 +24,11 @@ from stdnum import luhn
 from asf_contracts import EXCHANGE, Envelope
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
-from asf_kit.logging import configure
 from asf_kit.testing import (
     JWT_TEST_SECRET,
     EventTap,
     auth,
+    captured_logs,
     delete_queues,
     event_tap,
     fresh_database,
@@ -72,32 +70,11 @@ class Env:
         return pool
 
 
-class LogLines(logging.Handler):
-    """Every log line of the session, rendered as production renders it (JSON)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
 @pytest.fixture(scope="session")
 def log_lines() -> Iterator[list[str]]:
     """Logging configured as in production, with each line also kept for inspection."""
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    configure("casework", "test", "DEBUG", "json")
-    collector = LogLines()
-    collector.setFormatter(root.handlers[0].formatter)
-    root.addHandler(collector)
-    try:
-        yield collector.lines
-    finally:
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-        structlog.reset_defaults()
+    with captured_logs("casework") as lines:
+        yield lines
 
 
 @pytest.fixture(scope="session")
