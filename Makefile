@@ -4,7 +4,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest services bench clean
+.PHONY: run test install lint typecheck pytest faults-full services bench clean
 
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
@@ -24,8 +24,13 @@ lint: install
 typecheck: install
 	$(UV) run mypy
 
+# The fault run restarts PostgreSQL and RabbitMQ, so it runs alone, after everything else.
 pytest: install services
 	$(UV) run pytest
+	$(UV) run pytest tests/faults -m faults
+
+faults-full: install services
+	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
 test: install services lint typecheck pytest
 

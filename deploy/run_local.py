@@ -88,7 +88,8 @@ def main() -> int:
                                           cwd=ROOT))
         for name, _, port, _ in present:
             print(f"{name}: {'ready' if wait_ready(port) else 'NOT READY'} on :{port}")
-        for name, module, port, database in present:
+        # Contacts first, so the demo's own events already reach somebody's inbox.
+        for name, module, port, database in sorted(present, key=lambda s: s[0] != "notifications"):
             env = service_env(name, port, database)
             subprocess.run([sys.executable, "-m", module, "seed-demo"], env=env, cwd=ROOT,
                            check=False)

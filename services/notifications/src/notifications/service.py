@@ -236,10 +236,10 @@ DEMO_CONTACTS: tuple[ContactIn, ...] = (
 
 
 async def seed_demo(pool: asyncpg.Pool) -> int:
-    """Add the demo contacts when no contact has been added by hand yet."""
+    """Add the demo contacts when no contact has been added by hand yet (contacts mirrored
+    from the registry's company events do not count)."""
     async with pool.acquire() as conn:
-        if await store.list_contacts(conn, role=None, company_id=None, municipality_code=None,
-                                     after=None, limit=1):
+        if await store.has_manual_contacts(conn):
             return 0
     for body in DEMO_CONTACTS:
         await create_contact(pool, body)

@@ -57,6 +57,11 @@ async def delete_contact(conn: Conn, contact_id: UUID) -> bool:
                 == "DELETE 1")
 
 
+async def has_manual_contacts(conn: Conn) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE source = 'manual')"))
+
+
 async def list_contacts(
     conn: Conn,
     *,
