@@ -245,9 +245,12 @@ async def test_deliveries_filters_and_retry_of_unknown(
     assert r.status_code == 404
 
 
-async def test_mailcatcher_page_only_without_smtp_host(client: httpx.AsyncClient) -> None:
-    r = await client.get("/mailcatcher")
+async def test_mailcatcher_page_only_without_smtp_host(
+    client: httpx.AsyncClient, analyst: dict[str, str]
+) -> None:
+    r = await client.get("/mailcatcher", headers=analyst)
     assert r.status_code == 404
+    assert (await client.get("/mailcatcher")).status_code == 401
 
 
 async def test_health(client: httpx.AsyncClient) -> None:

@@ -82,7 +82,7 @@ async def test_without_smtp_host_the_service_catches_its_own_mail(
                     "contact": {"name": "N", "email": "n@example.se"}})
 
                 async def listed() -> list[dict[str, Any]]:
-                    r = await client.get("/mailcatcher")
+                    r = await client.get("/mailcatcher", headers=auth("analyst"))
                     assert r.status_code == 200
                     return [m for m in r.json()["items"] if title in m["subject"]]
 

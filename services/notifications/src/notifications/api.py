@@ -269,7 +269,7 @@ async def preview_template(
 
 @router.get("/mailcatcher", tags=["development"], responses=_errors)
 async def list_caught_mail(
-    settings: Settings, limit: Limit = DEFAULT_LIMIT
+    settings: Settings, _: Analyst, limit: Limit = DEFAULT_LIMIT
 ) -> Page[mailcatcher.CaughtMail]:
     """What the built-in mail catcher received (only when no SMTP_HOST is set)."""
     if settings.smtp_host:
