@@ -82,3 +82,24 @@ async def test_casework_survives_generated_requests(
         await delete_queues(broker_url, ServiceQueues(service="fuzz-casework"))
     assert result.returncode == 0, result.stdout[-6000:]
     assert server_errors == []
+
+
+@pytest.mark.timeout(600)
+async def test_notifications_survives_generated_requests(
+    postgres_url: str, broker_url: str, tmp_path: Path
+) -> None:
+    migrations = ROOT / "services" / "notifications" / "migrations"
+    caller = token(["analyst", "registry_officer"], sub="fuzzer")
+    async with fresh_database(postgres_url, "notifications_fuzz", migrations) as dsn:
+        env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url, "QUEUE_NAMESPACE": "fuzz-",
+               "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "9", "DIGEST_ENABLED": "false"}
+        await seed_demo("notifications.cli", env)
+        async with service_process("notifications.cli", env,
+                                   tmp_path / "notifications.log") as proc:
+            result = await asyncio.to_thread(
+                schemathesis_run, proc.base_url, {"Authorization": f"Bearer {caller}"},
+                tmp_path / "junit.xml")
+            server_errors = [ln for ln in proc.log().splitlines() if "unhandled error" in ln]
+        await delete_queues(broker_url, ServiceQueues(service="fuzz-notifications"))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert server_errors == []
