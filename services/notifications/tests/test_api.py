@@ -260,4 +260,7 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert r.json()["checks"]["sweeper"] is True
     assert (await client.get("/openapi.json")).status_code == 200
     assert (await client.get("/asyncapi")).status_code == 200
-    assert "notifications_email_attempts_total" in (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics")).text
+    assert "notifications_email_attempts_total" in metrics
+    assert 'notifications_deliveries{status="failed"}' in metrics  # deliveries by status
+    assert "messages_consumed_total" in metrics

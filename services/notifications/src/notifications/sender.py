@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 import aiosmtplib
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from asf_kit import telemetry
 from asf_kit.logging import bound_contextvars, get_logger
@@ -30,6 +31,8 @@ from notifications.store import Claimed
 log = get_logger(__name__)
 
 EMAILS = Counter("notifications_email_attempts_total", "SMTP attempts by outcome", ["outcome"])
+DELIVERIES = Gauge("notifications_deliveries", "Deliveries by status", ["status"])
+STATUSES = ("pending", "sending", "sent", "retrying", "failed", "skipped")
 
 
 def build_message(settings: NotificationsSettings, c: Claimed) -> EmailMessage:
@@ -90,6 +93,7 @@ class Sweeper:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._last_digest_check: datetime | None = None
+        self._observed_at = 0.0
 
     @property
     def running(self) -> bool:
@@ -137,6 +141,7 @@ class Sweeper:
                 self._wake.clear()
                 sent = await self.sweep()
                 await self._maybe_digest()
+                await self._observe()
                 backoff = 0.2
                 if sent >= self._settings.sweeper_batch:
                     continue
@@ -148,6 +153,17 @@ class Sweeper:
                             error_type=type(e).__name__, retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    async def _observe(self) -> None:
+        """Deliveries by status, for `/metrics`; at most every few seconds."""
+        now = time.monotonic()
+        if now - self._observed_at < 5:
+            return
+        self._observed_at = now
+        async with self._runtime.pool.acquire() as conn:
+            counts = await store.count_by_status(conn)
+        for status in STATUSES:
+            DELIVERIES.labels(status).set(counts.get(status, 0))
 
     async def _sleep(self) -> None:
         wait = self._settings.sweeper_interval

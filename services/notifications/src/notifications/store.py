@@ -57,6 +57,11 @@ async def delete_contact(conn: Conn, contact_id: UUID) -> bool:
                 == "DELETE 1")
 
 
+async def count_by_status(conn: Conn) -> dict[str, int]:
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM deliveries GROUP BY status")
+    return {r["status"]: r["n"] for r in rows}
+
+
 async def has_manual_contacts(conn: Conn) -> bool:
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM contacts WHERE source = 'manual')"))
