@@ -5,16 +5,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
+from asf_kit.api import (
+    Cursor,
+    Limit,
+    problems,
+)
 from asf_kit.auth import Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
-from asf_kit.problems import ProblemDetail, invalid
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.problems import invalid
 from casework.domain import (
     FollowUpIn,
     IdentitySearch,
@@ -50,12 +55,7 @@ Service = Annotated[Casework, Depends(_casework)]
 CaseWorker = Annotated[Principal, Depends(require(Role.CASE_WORKER))]
 Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
 StatsReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.CASE_WORKER))]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDetail} for code in (403, 404, 409)
-}
+_errors = problems(403, 404, 409)
 
 
 # --- participants -------------------------------------------------------------------------

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
+from asf_kit.api import (
+    Cursor,
+    IfMatch,
+    Limit,
+    Pool,
+    if_match_version,
+    problems,
+    set_etag,
+    time_cursor,
+)
 from asf_kit.auth import Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
-from asf_kit.problems import ProblemDetail, invalid, not_found
+from asf_kit.pagination import DEFAULT_LIMIT, Page, encode_cursor
+from asf_kit.problems import not_found
 from notifications import mailcatcher, service, store
 from notifications.domain import (
     Contact,
@@ -33,50 +41,15 @@ from notifications.settings import NotificationsSettings
 router = APIRouter()
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.runtime.pool
-    return pool
-
-
 def _settings(request: Request) -> NotificationsSettings:
     settings: NotificationsSettings = request.app.state.settings
     return settings
 
 
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 Settings = Annotated[NotificationsSettings, Depends(_settings)]
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 DeliveryReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-IfMatch = Annotated[str | None, Header(description='The version read, e.g. "3"')]
-
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDetail} for code in (403, 404, 409, 412, 428)
-}
-
-
-def _etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise invalid("If-Match", 'must be the version number, e.g. "3"')
-    return int(raw)
-
-
-def _time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), UUID(str(key[1]))
-    except ValueError as e:
-        raise invalid("cursor", "not a cursor this API returned") from e
+_errors = problems(403, 404, 409, 412, 428)
 
 
 def _next(items: list[Any], limit: int) -> str | None:
@@ -94,7 +67,7 @@ async def create_contact(body: ContactIn, pool: Pool, _: Analyst, response: Resp
     """Someone to email: an information officer, a registry officer, a case worker (give
     `subject`, their JWT `sub`, so events naming them reach them)."""
     contact = await service.create_contact(pool, body)
-    _etag(response, contact.version)
+    set_etag(response, contact.version)
     response.headers["Location"] = f"/contacts/{contact.id}"
     return contact
 
@@ -112,7 +85,7 @@ async def list_contacts(
     async with pool.acquire() as conn:
         items = await store.list_contacts(
             conn, role=role, company_id=company_id, municipality_code=municipality_code,
-            after=_time_cursor(cursor), limit=limit + 1,
+            after=time_cursor(cursor), limit=limit + 1,
         )
     return Page[Contact](items=items[:limit], next_cursor=_next(items, limit))
 
@@ -120,7 +93,7 @@ async def list_contacts(
 @router.get("/contacts/{contact_id}", tags=["contacts"], responses=_errors)
 async def get_contact(contact_id: UUID, pool: Pool, _: Analyst, response: Response) -> Contact:
     contact = await service.get_contact(pool, contact_id)
-    _etag(response, contact.version)
+    set_etag(response, contact.version)
     return contact
 
 
@@ -130,8 +103,8 @@ async def update_contact(
     if_match: IfMatch = None,
 ) -> Contact:
     """Change a contact. Needs the version read (If-Match or `version`); 412 when stale."""
-    contact = await service.update_contact(pool, contact_id, body, _if_match(if_match))
-    _etag(response, contact.version)
+    contact = await service.update_contact(pool, contact_id, body, if_match_version(if_match))
+    set_etag(response, contact.version)
     return contact
 
 
@@ -150,7 +123,7 @@ async def create_subscription(
 ) -> Subscription:
     """Route an event type to a contact or a role, now or in the daily digest."""
     sub = await service.create_subscription(pool, body)
-    _etag(response, sub.version)
+    set_etag(response, sub.version)
     response.headers["Location"] = f"/subscriptions/{sub.id}"
     return sub
 
@@ -168,7 +141,7 @@ async def list_subscriptions(
     async with pool.acquire() as conn:
         items = await store.list_subscriptions(
             conn, event_type=event_type, contact_id=contact_id, role=role,
-            after=_time_cursor(cursor), limit=limit + 1,
+            after=time_cursor(cursor), limit=limit + 1,
         )
     return Page[Subscription](items=items[:limit], next_cursor=_next(items, limit))
 
@@ -178,7 +151,7 @@ async def get_subscription(
     subscription_id: UUID, pool: Pool, _: Analyst, response: Response
 ) -> Subscription:
     sub = await service.get_subscription(pool, subscription_id)
-    _etag(response, sub.version)
+    set_etag(response, sub.version)
     return sub
 
 
@@ -187,8 +160,8 @@ async def update_subscription(
     subscription_id: UUID, body: SubscriptionPatch, pool: Pool, _: Analyst, response: Response,
     if_match: IfMatch = None,
 ) -> Subscription:
-    sub = await service.update_subscription(pool, subscription_id, body, _if_match(if_match))
-    _etag(response, sub.version)
+    sub = await service.update_subscription(pool, subscription_id, body, if_match_version(if_match))
+    set_etag(response, sub.version)
     return sub
 
 
@@ -216,7 +189,7 @@ async def list_deliveries(
     async with pool.acquire() as conn:
         items = await store.list_deliveries(
             conn, status=status, event_id=event_id, contact_id=contact_id,
-            before=_time_cursor(cursor), limit=limit + 1,
+            before=time_cursor(cursor), limit=limit + 1,
         )
     return Page[Delivery](items=items[:limit], next_cursor=_next(items, limit))
 

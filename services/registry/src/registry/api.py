@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 
+from asf_kit.api import (
+    Cursor,
+    IfMatch,
+    Limit,
+    Pool,
+    if_match_version,
+    problems,
+    set_etag,
+    time_cursor,
+)
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
 from asf_kit.pagination import (
     DEFAULT_LIMIT,
-    MAX_LIMIT,
     Page,
     decode_cursor,
     encode_cursor,
     page_response,
 )
-from asf_kit.problems import ProblemDetail, invalid, not_found
+from asf_kit.problems import invalid, not_found
 from registry import service, store
 from registry.domain import (
     Company,
@@ -38,35 +45,11 @@ from registry.municipalities import all_municipalities, counties
 router = APIRouter()
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.runtime.pool
-    return pool
-
-
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 Officer = Annotated[Principal, Depends(require(Role.REGISTRY_OFFICER))]
 Registrant = Annotated[Principal, Depends(require(Role.COMPANY_REP, Role.REGISTRY_OFFICER))]
 Editor = Annotated[Principal, Depends(require(Role.COMPANY_REP, Role.REGISTRY_OFFICER))]
 Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-
-_errors: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDetail} for code in (403, 404, 409, 412, 428)
-}
-
-
-def _etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = f'"{version}"'
-
-
-def _if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise invalid("If-Match", "must be the version number, e.g. \"3\"")
-    return int(raw)
+_errors = problems(403, 404, 409, 412, 428)
 
 
 # --- companies ----------------------------------------------------------------------------
@@ -78,7 +61,7 @@ async def register_company(
 ) -> Company:
     """Register a company; it starts `pending` until a registry officer verifies it."""
     company = await service.register(pool, body, who)
-    _etag(response, company.version)
+    set_etag(response, company.version)
     response.headers["Location"] = f"/companies/{company.id}"
     return company
 
@@ -134,11 +117,11 @@ async def update_company(
     pool: Pool,
     who: Editor,
     response: Response,
-    if_match: Annotated[str | None, Header(description='The version read, e.g. "3"')] = None,
+    if_match: IfMatch = None,
 ) -> Company:
     """Change what the company declares. Needs the version read (If-Match or `version`)."""
-    company = await service.update(pool, company_id, body, _if_match(if_match), who)
-    _etag(response, company.version)
+    company = await service.update(pool, company_id, body, if_match_version(if_match), who)
+    set_etag(response, company.version)
     return company
 
 
@@ -148,7 +131,7 @@ async def verify_company(
 ) -> Company:
     """A registry officer verifies (→ `active`) or rejects (→ `rejected`) a pending company."""
     company = await service.decide_verification(pool, company_id, body, who)
-    _etag(response, company.version)
+    set_etag(response, company.version)
     return company
 
 
@@ -157,7 +140,7 @@ async def deregister_company(
     company_id: UUID, body: DeregistrationRequest, pool: Pool, who: Officer, response: Response
 ) -> Company:
     company = await service.deregister(pool, company_id, body, who)
-    _etag(response, company.version)
+    set_etag(response, company.version)
     return company
 
 
@@ -194,16 +177,6 @@ async def award_contract(
     return await service.award_contract(pool, company_id, body, who)
 
 
-def _time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), UUID(str(key[1]))
-    except ValueError as e:
-        raise invalid("cursor", "not a cursor this API returned") from e
-
-
 @router.get("/contracts", tags=["contracts"])
 async def list_contracts(
     pool: Pool,
@@ -217,7 +190,7 @@ async def list_contracts(
     async with pool.acquire() as conn:
         items = await store.list_contracts(
             conn, company_id=company_id, municipality_code=municipality_code,
-            reserved=reserved, after=_time_cursor(cursor), limit=limit + 1,
+            reserved=reserved, after=time_cursor(cursor), limit=limit + 1,
         )
     more = len(items) > limit
     items = items[:limit]
@@ -249,7 +222,7 @@ async def list_learning_examples(
 ) -> Page[LearningExample]:
     async with pool.acquire() as conn:
         items = await store.list_learning_examples(
-            conn, municipality_code=municipality_code, after=_time_cursor(cursor),
+            conn, municipality_code=municipality_code, after=time_cursor(cursor),
             limit=limit + 1,
         )
     more = len(items) > limit
