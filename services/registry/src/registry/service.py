@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -90,6 +91,25 @@ def may_update(who: Principal, company: Company) -> bool:
     )
 
 
+async def _change(
+    pool: asyncpg.Pool, company_id: UUID, decide: Callable[[Company], tuple[Company, str]]
+) -> Company:
+    """Lock the company, let the domain `decide` the new state and its event, save both."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await store.get_company(conn, company_id, for_update=True)
+        if current is None:
+            raise not_found("company")
+        try:
+            changed, event_type = decide(current)
+        except CompanyRuleError as e:
+            raise rule_problem(e) from None
+        except ValidationError as e:
+            raise validation_problem(e.errors()) from None
+        await store.update_company(conn, changed, current.version)
+        await add_events(conn, [company_event(event_type, changed)])
+    return changed
+
+
 async def update(
     pool: asyncpg.Pool, company_id: UUID, patch: CompanyPatch, if_match: int | None,
     who: Principal,
@@ -103,10 +123,8 @@ async def update(
         )
     if if_match is not None and patch.version is not None and if_match != patch.version:
         raise invalid("version", "differs from If-Match")
-    async with pool.acquire() as conn, conn.transaction():
-        current = await store.get_company(conn, company_id, for_update=True)
-        if current is None:
-            raise not_found("company")
+
+    def decide(current: Company) -> tuple[Company, str]:
         if not may_update(who, current):
             raise forbidden("only the company's own representative may change it")
         if current.version != expected:
@@ -116,52 +134,30 @@ async def update(
                 f"{current.version}. Read it again and reapply your change.",
                 slug="stale-version", current_version=current.version,
             )
-        try:
-            changed = current.update(patch, now())
-        except CompanyRuleError as e:
-            raise rule_problem(e) from None
-        except ValidationError as e:
-            raise validation_problem(e.errors()) from None
-        await store.update_company(conn, changed, current.version)
-        await add_events(conn, [company_event(ev.COMPANY_UPDATED, changed)])
-    return changed
+        return current.update(patch, now()), ev.COMPANY_UPDATED
+
+    return await _change(pool, company_id, decide)
 
 
 async def decide_verification(
     pool: asyncpg.Pool, company_id: UUID, body: VerificationDecision, who: Principal
 ) -> Company:
-    async with pool.acquire() as conn, conn.transaction():
-        current = await store.get_company(conn, company_id, for_update=True)
-        if current is None:
-            raise not_found("company")
-        try:
-            if body.decision == "verified":
-                changed = current.verify(who.sub, now(), body.note, body.level, body.valid_until)
-                event_type = ev.COMPANY_VERIFIED
-            else:
-                changed = current.reject(who.sub, now(), body.note)
-                event_type = ev.COMPANY_REJECTED
-        except CompanyRuleError as e:
-            raise rule_problem(e) from None
-        await store.update_company(conn, changed, current.version)
-        await add_events(conn, [company_event(event_type, changed)])
-    return changed
+    def decide(current: Company) -> tuple[Company, str]:
+        if body.decision == "verified":
+            verified = current.verify(who.sub, now(), body.note, body.level, body.valid_until)
+            return verified, ev.COMPANY_VERIFIED
+        return current.reject(who.sub, now(), body.note), ev.COMPANY_REJECTED
+
+    return await _change(pool, company_id, decide)
 
 
 async def deregister(
     pool: asyncpg.Pool, company_id: UUID, body: DeregistrationRequest, who: Principal
 ) -> Company:
-    async with pool.acquire() as conn, conn.transaction():
-        current = await store.get_company(conn, company_id, for_update=True)
-        if current is None:
-            raise not_found("company")
-        try:
-            changed = current.deregister(body.reason, body.note, who.sub, now())
-        except CompanyRuleError as e:
-            raise rule_problem(e) from None
-        await store.update_company(conn, changed, current.version)
-        await add_events(conn, [company_event(ev.COMPANY_DEREGISTERED, changed)])
-    return changed
+    def decide(current: Company) -> tuple[Company, str]:
+        return current.deregister(body.reason, body.note, who.sub, now()), ev.COMPANY_DEREGISTERED
+
+    return await _change(pool, company_id, decide)
 
 
 async def award_contract(
