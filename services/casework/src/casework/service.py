@@ -231,7 +231,7 @@ class Casework:
                 )
                 await store.insert_key(conn, pid, wrapped.key_id, wrapped.wrapped)
                 await store.insert_stage_change(conn, pid, None, "referred", None, at, who.sub)
-                await store.log_access(conn, pid, who.sub, "create")
+                await store.log_access(conn, [pid], who.sub, "create")
                 await self._publish(conn, Change(pid, municipality, "referred", [(
                     ev.PARTICIPANT_REFERRED, ev.ParticipantReferredPayload(
                         participant_id=pid, municipality_code=municipality,
@@ -252,7 +252,7 @@ class Casework:
     async def get(self, participant_id: UUID, who: Principal) -> Participant:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self._case(conn, participant_id, who)
-            await store.log_access(conn, participant_id, who.sub, "read")
+            await store.log_access(conn, [participant_id], who.sub, "read")
             data_key = await self._data_key(conn, participant_id)
         personal: dict[str, Any] = dict.fromkeys(
             ("given_name", "family_name", "personal_identity_number", "phone", "email"))
@@ -271,8 +271,7 @@ class Casework:
                 conn, municipality_code=scope_of(who), stage=stage, company_id=company_id,
                 assigned_to=assigned_to, after=after, limit=limit,
             )
-            for r in rows:
-                await store.log_access(conn, r["id"], who.sub, "list")
+            await store.log_access(conn, [r["id"] for r in rows], who.sub, "list")
         return [case_from_row(r) for r in rows]
 
     async def find(self, identity_number: str, who: Principal) -> list[Case]:
@@ -280,8 +279,7 @@ class Casework:
         hashes = self.vault.identity_hashes(self._hash_input(identity_number))
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await store.find_cases(conn, scope_of(who), hashes)
-            for r in rows:
-                await store.log_access(conn, r["id"], who.sub, "search")
+            await store.log_access(conn, [r["id"] for r in rows], who.sub, "search")
         return [case_from_row(r) for r in rows]
 
     async def erase(self, participant_id: UUID, who: Principal) -> None:
@@ -289,7 +287,7 @@ class Casework:
         at = now()
         async with self.pool.acquire() as conn, conn.transaction():
             p = await self._lock(conn, participant_id, who)
-            await store.log_access(conn, participant_id, who.sub, "erase")
+            await store.log_access(conn, [participant_id], who.sub, "erase")
             if p["erased_at"] is not None:
                 return
             if p["stage"] != "closed":
@@ -327,7 +325,7 @@ class Casework:
             await store.set_stage(conn, participant_id, body.to, body.exit_reason, at)
             await store.insert_stage_change(conn, participant_id, p["stage"], body.to,
                                             body.exit_reason, at, who.sub)
-            await store.log_access(conn, participant_id, who.sub, "transition")
+            await store.log_access(conn, [participant_id], who.sub, "transition")
             await self._publish(conn, Change(participant_id, p["municipality_code"], body.to,
                                              events), at)
             row = await store.get_case(conn, participant_id)
@@ -411,7 +409,7 @@ class Casework:
                 await store.set_stage(conn, participant_id, "in_training", None, at)
                 await store.insert_stage_change(conn, participant_id, p["stage"], "in_training",
                                                 None, at, who.sub)
-            await store.log_access(conn, participant_id, who.sub, "placement_start")
+            await store.log_access(conn, [participant_id], who.sub, "placement_start")
             await self._publish(conn, Change(participant_id, p["municipality_code"],
                                              "in_training", events), at)
             row = await store.get_placement(conn, placement_id)
@@ -436,7 +434,7 @@ class Casework:
             if ended_on < pl["start"]:
                 raise invalid("end", "cannot be before the placement's start")
             await store.end_placement(conn, placement_id, ended_on, body.reason)
-            await store.log_access(conn, p["id"], who.sub, "placement_end")
+            await store.log_access(conn, [p["id"]], who.sub, "placement_end")
             await self._publish(conn, Change(p["id"], p["municipality_code"], p["stage"], [(
                 ev.PLACEMENT_ENDED, ev.PlacementEndedPayload(
                     placement_id=placement_id, participant_id=p["id"],
@@ -465,7 +463,7 @@ class Casework:
                               f"the follow-up at {fu['offset_days']} days is already {state}",
                               slug=f"follow-up-{state}")
             row = await store.record_follow_up(conn, fu["id"], body.still_employed, who.sub, at)
-            await store.log_access(conn, participant_id, who.sub, "follow_up")
+            await store.log_access(conn, [participant_id], who.sub, "follow_up")
             await self._publish(conn, Change(participant_id, p["municipality_code"], p["stage"], [(
                 ev.FOLLOW_UP_RECORDED, ev.FollowUpRecordedPayload(
                     participant_id=participant_id, municipality_code=p["municipality_code"],
@@ -487,7 +485,7 @@ class Casework:
                 confidential=body.confidential, at=at,
                 sealed=self.vault.seal(data_key, participant_id, NOTE, {"text": body.text}),
             )
-            await store.log_access(conn, participant_id, who.sub, "note")
+            await store.log_access(conn, [participant_id], who.sub, "note")
         return Note(id=note_id, participant_id=participant_id, author=who.sub,
                     confidential=body.confidential, text=body.text, created_at=at)
 
@@ -498,7 +496,7 @@ class Casework:
         """
         async with self.pool.acquire() as conn, conn.transaction():
             case = await self._case(conn, participant_id, who)
-            await store.log_access(conn, participant_id, who.sub, "timeline")
+            await store.log_access(conn, [participant_id], who.sub, "timeline")
             stages = await store.stage_changes_of(conn, participant_id)
             placements = await store.placements_of(conn, participant_id)
             employments = await store.employments_of(conn, participant_id)

@@ -508,12 +508,15 @@ async def notes_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
     )
 
 
-async def log_access(conn: Conn, participant_id: UUID, actor: str,
+async def log_access(conn: Conn, participant_ids: list[UUID], actor: str,
                      action: str) -> None:
-    await conn.execute(
-        "INSERT INTO access_log (participant_id, actor, action) VALUES ($1, $2, $3)",
-        participant_id, actor, action,
-    )
+    """One access-log row per participant, in one round trip however many there are."""
+    if participant_ids:
+        await conn.execute(
+            "INSERT INTO access_log (participant_id, actor, action) "
+            "SELECT unnest($1::uuid[]), $2, $3",
+            participant_ids, actor, action,
+        )
 
 
 async def participant_exists(conn: Conn, participant_id: UUID) -> bool:
