@@ -6,15 +6,27 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+import asyncpg
 import httpx
+import orjson
 import pytest
 from stdnum import luhn
 
-from asf_kit.testing import auth, event_tap, fresh_database, service_process
+from asf_contracts.topology import ServiceQueues
+from asf_kit.testing import (
+    auth,
+    delete_queues,
+    event_tap,
+    fresh_database,
+    service_process,
+    unique_namespace,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_MIGRATIONS = ROOT / "services" / "registry" / "migrations"
@@ -112,3 +124,98 @@ async def test_sigterm_under_load_loses_nothing(
         assert 0 < len(created) < 2000, "the SIGTERM should land in the middle of the load"
         ids = [e["aggregate_id"] for e in tap.bodies() if e["aggregate_id"] in set(created)]
         assert sorted(ids) == sorted(created)
+
+
+CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
+DATA_KEY = "b3BlcmF0aW9ucy10ZXN0LWtleS1vcGVyYXRpb25zISE="  # 32 bytes, tests only
+
+
+def company_registered(i: int) -> bytes:
+    cid = str(uuid.uuid4())
+    return orjson.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "registry.company.registered",
+        "event_version": 1, "occurred_at": "2026-11-28T08:00:00+00:00", "producer": "registry",
+        "correlation_id": None, "causation_id": None, "aggregate_id": cid,
+        "aggregate_version": 1,
+        "payload": {"id": cid, "org_number": f"7690{i:02d}-{i:04d}", "name": f"Replik {i}",
+                    "legal_form": "aktiebolag", "municipality_code": "0180", "county_code": "01",
+                    "industries": ["cleaning"], "training_places": 2, "origin": "existing",
+                    "status": "active", "qualifies_as_asf": True,
+                    "reserved_contract_eligible": True, "verification_level": "verified"},
+    })
+
+
+@pytest.mark.timeout(180)
+async def test_two_casework_replicas_consume_and_relay_once_and_stop_gracefully(
+    postgres_url: str, broker_url: str, tmp_path: Path
+) -> None:
+    """Two copies share one queue and one outbox: each registry event is applied once,
+    each case event published once — also when one copy is stopped with SIGTERM midway."""
+    namespace = unique_namespace()
+    async with fresh_database(postgres_url, "casework_replicas", CASEWORK_MIGRATIONS) as dsn:
+        env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url, "QUEUE_NAMESPACE": namespace,
+               "CASEWORK_DATA_KEY": DATA_KEY, "FOLLOW_UP_SWEEP_INTERVAL": "0",
+               "RELAY_BATCH_SIZE": "5"}
+        worker = auth("case_worker", sub="cw-replicas", municipality_code="0180")
+        try:
+            async with (
+                event_tap(broker_url, "casework.participant.referred.v1") as tap,
+                service_process("casework.cli", env, tmp_path / "a.log") as a,
+                service_process("casework.cli", env, tmp_path / "b.log") as b,
+            ):
+                connection = await aio_pika.connect(broker_url)
+                channel = await connection.channel()
+                exchange = await channel.get_exchange("asf.events")
+                for i in range(300):
+                    await exchange.publish(aio_pika.Message(company_registered(i),
+                                                            delivery_mode=2),
+                                           routing_key="registry.company.registered.v1")
+                await connection.close()
+
+                created: list[str] = []
+                async with httpx.AsyncClient(timeout=30) as client:
+                    for i in range(120):
+                        url = (a if i % 2 else b).base_url
+                        if i == 60:
+                            b.process.send_signal(signal.SIGTERM)  # mid-stream, b goes away
+                        if i >= 60:
+                            url = a.base_url
+                        r = await client.post(f"{url}/participants", headers=worker, json={
+                            "given_name": "Rep", "family_name": "Lika",
+                            "personal_identity_number": pnr(i), "referral_source": "self"})
+                        assert r.status_code == 201, r.text
+                        created.append(r.json()["id"])
+                await asyncio.to_thread(b.process.wait, 40)
+                assert "Application shutdown complete" in b.log()
+                await tap.wait_for(
+                    lambda bodies: {e["aggregate_id"] for e in bodies} >= set(created),
+                    within=60)
+
+                conn = await asyncpg.connect(dsn)
+                try:
+                    async def applied() -> int:
+                        return int(await conn.fetchval("SELECT count(*) FROM companies"))
+
+                    for _ in range(300):
+                        if await applied() == 300:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert await applied() == 300
+                    assert await conn.fetchval(
+                        "SELECT count(*) FROM inbox WHERE event_type LIKE 'registry.%'") == 300
+                    assert await conn.fetchval(
+                        "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+                finally:
+                    await conn.close()
+                both_consumed = [p.log().count("company event") for p in (a, b)]
+            referred = [e["aggregate_id"] for e in tap.bodies() if e["aggregate_id"] in created]
+            assert sorted(referred) == sorted(created), "each case event exactly once"
+            assert all(n > 0 for n in both_consumed), both_consumed
+        finally:
+            await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
+
+
+def pnr(i: int) -> str:
+    head = f"85{1 + i % 12:02d}{1 + i % 28:02d}"
+    serial = f"{200 + i:03d}"
+    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
