@@ -1,113 +1,194 @@
 """The raw limit of this machine: plain aio-pika and asyncpg, no framework.
 
-`raw_hop` does exactly one hop's work per event — consume it, one transaction with the
-inbox row, the state change and the outbox row, publish the next event with a publisher
-confirm, ack — one event at a time, like a FastStream subscriber. `raw_postgres` is the
-transaction alone; `raw_rabbitmq` is publish-with-confirms then consume-with-acks alone.
+`raw_hop` does exactly the work of one casework hop (see `bench.hop`) and nothing more:
+consume a `registry.company.deregistered.v1`, one transaction with the same SQL casework
+runs (inbox row, company read model, flag the active placements, outbox row, pg_notify for
+`/stream`), publish `casework.placements.flagged.v1` to `asf.events` with a publisher
+confirm, ack — one event at a time, like one FastStream subscriber. It does not mark the
+outbox row published afterwards (the project's relay does, in batches), so the limit errs
+on the fast side.
+
+`raw_postgres` is that transaction alone; `raw_rabbitmq` is publish-with-confirms to a
+quorum queue, then consume-with-acks, alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from datetime import UTC, datetime
 
 import aio_pika
 import asyncpg
 import orjson
 
-from bench.common import AMQP, Result, company_event, encode, now, scratch_database
+from asf_contracts import EXCHANGE
+from bench.common import Result, company_event, encode, now
 
-SCHEMA = """
-CREATE TABLE inbox (event_id uuid PRIMARY KEY, event_type text NOT NULL,
-                    received_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE companies (id uuid PRIMARY KEY, name text NOT NULL, status text NOT NULL,
-                        municipality_code text NOT NULL, training_places integer NOT NULL,
-                        version integer NOT NULL);
-CREATE TABLE outbox (id bigserial PRIMARY KEY, event_id uuid NOT NULL UNIQUE,
-                     routing_key text NOT NULL, body bytea NOT NULL,
-                     created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz);
+# Verbatim what casework runs: asf_kit.inbox.claim, casework.store.upsert_company,
+# casework.store.flag_active_placements, asf_kit.outbox._INSERT, casework.store.notify_change.
+INBOX = """
+        INSERT INTO inbox (event_id, event_type) VALUES ($1, $2)
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING true
+        """
+UPSERT = """
+        INSERT INTO companies (id, name, municipality_code, status, training_places, version)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (id) DO UPDATE SET
+            name = EXCLUDED.name, municipality_code = EXCLUDED.municipality_code,
+            status = EXCLUDED.status, training_places = EXCLUDED.training_places,
+            version = EXCLUDED.version, updated_at = now()
+        WHERE companies.version < EXCLUDED.version
+        RETURNING true
+        """
+FLAG = """
+        WITH flagged AS (
+            UPDATE placements SET flagged_at = $3, flag_reason = $2, version = version + 1
+            WHERE company_id = $1 AND status = 'active' AND flagged_at IS NULL
+            RETURNING id, participant_id
+        )
+        SELECT f.id, f.participant_id, p.municipality_code, p.assigned_to, p.stage
+        FROM flagged f JOIN participants p ON p.id = f.participant_id
+        ORDER BY f.id
+        """
+OUTBOX = """
+INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlation_id,
+                    traceparent, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
-
-TX_SQL = (
-    "INSERT INTO inbox (event_id, event_type) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    """INSERT INTO companies (id, name, status, municipality_code, training_places, version)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
-           municipality_code = EXCLUDED.municipality_code,
-           training_places = EXCLUDED.training_places, version = EXCLUDED.version
-       WHERE companies.version < EXCLUDED.version""",
-    "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)",
-)
+NOTIFY = "SELECT pg_notify($1, $2)"
+FLAGGED = "casework.placements.flagged"
 
 
-async def _apply(conn: asyncpg.Connection, event: dict, out_body: bytes, out_id: uuid.UUID) -> None:
+async def _apply(conn: asyncpg.Connection, body: bytes) -> tuple[bytes, dict[str, str]] | None:
+    """The transaction of one event; the outgoing event (body, ids) when one is due."""
+    event = orjson.loads(body)
     p = event["payload"]
+    cid = uuid.UUID(p["id"])
+    out: tuple[bytes, dict[str, str]] | None = None
     async with conn.transaction():
-        await conn.execute(TX_SQL[0], uuid.UUID(event["event_id"]), event["event_type"])
-        await conn.execute(TX_SQL[1], uuid.UUID(p["id"]), p["name"], p["status"],
-                           p["municipality_code"], p["training_places"],
-                           event["aggregate_version"])
-        await conn.execute(TX_SQL[2], out_id, "bench.next.v1", out_body)
+        if not await conn.fetchval(INBOX, uuid.UUID(event["event_id"]), event["event_type"]):
+            return None
+        applied = await conn.fetchval(UPSERT, cid, p["name"], p["municipality_code"],
+                                      p["status"], p["training_places"],
+                                      event["aggregate_version"])
+        if not applied or p["status"] != "deregistered":
+            return None
+        reason = p.get("deregistration_reason") or "deregistered"
+        flagged = await conn.fetch(FLAG, cid, reason, datetime.now(UTC))
+        if not flagged:
+            return None
+        out_id = str(uuid.uuid4())
+        out_body = orjson.dumps({
+            "event_id": out_id, "event_type": FLAGGED, "event_version": 1,
+            "occurred_at": datetime.now(UTC).isoformat(), "producer": "casework",
+            "correlation_id": event["correlation_id"], "causation_id": event["event_id"],
+            "aggregate_id": p["id"], "aggregate_version": event["aggregate_version"],
+            "payload": {
+                "company_id": p["id"], "company_name": p["name"], "reason": reason,
+                "placements": [{"placement_id": str(r["id"]),
+                                "participant_id": str(r["participant_id"]),
+                                "municipality_code": r["municipality_code"],
+                                "assigned_to": r["assigned_to"]} for r in flagged],
+                "case_workers": sorted({r["assigned_to"] for r in flagged}),
+            },
+        })
+        await conn.execute(OUTBOX, uuid.UUID(out_id), FLAGGED, 1, FLAGGED + ".v1",
+                           event["correlation_id"], None, out_body)
+        for r in flagged:
+            await conn.execute(NOTIFY, "casework_changes", orjson.dumps({
+                "participant_id": str(r["participant_id"]),
+                "municipality_code": r["municipality_code"], "stage": r["stage"],
+                "event": FLAGGED}).decode())
+        out = (out_body, {"event_id": out_id, "correlation_id": event["correlation_id"]})
+    return out
 
 
-async def raw_hop(n: int) -> Result:
-    async with scratch_database("rawhop") as dsn:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(SCHEMA)
-        connection = await aio_pika.connect(AMQP)
+async def raw_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
+                  rate: float | None = None) -> Result:
+    """Consume one deregistration per company, as casework would, and publish: queued
+    beforehand, or published at `rate` per second while it runs."""
+    from bench.hop import Sink, _prefill, deregistered, pace
+
+    conn = await asyncpg.connect(dsn)
+    connection = await aio_pika.connect(broker_url)
+    try:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=32)
-        exchange = await channel.declare_exchange(f"bench.raw.{uuid.uuid4().hex[:6]}",
-                                                  aio_pika.ExchangeType.TOPIC, auto_delete=True)
+        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC,
+                                                  durable=True)
+        sink = Sink(await connection.channel(), len(companies))
+        await sink.start()
         queue = await channel.declare_queue(
             f"bench.raw.in.{uuid.uuid4().hex[:6]}", durable=True,
             arguments={"x-queue-type": "quorum"})
-        for i in range(n):
-            await channel.default_exchange.publish(
-                aio_pika.Message(encode(company_event(i)), delivery_mode=2), routing_key=queue.name)
+        bodies = [deregistered(c, i) for i, c in enumerate(companies)]
+        feeder = None
+        if rate is None:
+            await _prefill(channel, queue.name, bodies)
+        else:
+            feeder = asyncio.ensure_future(
+                pace(await connection.channel(publisher_confirms=True), queue.name, bodies, rate))
         latencies: list[float] = []
-        done = asyncio.Event()
-        started = now()
+        first_ns = 0
+        first_cpu = 0.0
         async with queue.iterator() as it:
             async for message in it:
+                if not first_ns:
+                    first_ns = time.time_ns()
+                    first_cpu = time.process_time()
                 t0 = now()
-                event = orjson.loads(message.body)
-                out_id = uuid.uuid4()
-                out = orjson.dumps({**event, "event_id": str(out_id), "event_type": "bench.next"})
-                await _apply(conn, event, out, out_id)
-                reply = aio_pika.Message(out, message_id=str(out_id), delivery_mode=2)
-                await exchange.publish(reply, routing_key="bench.next.v1")
+                out = await _apply(conn, message.body)
+                if out is not None:
+                    body, ids = out
+                    await exchange.publish(aio_pika.Message(
+                        body, message_id=ids["event_id"], correlation_id=ids["correlation_id"],
+                        headers={"event_type": FLAGGED, "event_version": 1},
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=FLAGGED + ".v1")
                 await message.ack()
                 latencies.append(now() - t0)
-                if len(latencies) >= n:
-                    done.set()
+                if len(latencies) >= len(companies):
                     break
-        elapsed = now() - started
+        await asyncio.wait_for(sink.done.wait(), 60)
+        cpu = time.process_time() - first_cpu
+        if feeder is not None:
+            await feeder
+        elapsed = (sink.last_ns - first_ns) / 1e9
+        await sink.stop()
         await queue.delete(if_unused=False, if_empty=False)
+    finally:
         await connection.close()
         await conn.close()
-        return Result("raw hop (aio-pika + asyncpg)", n, elapsed, latencies)
+    result = Result("raw hop (aio-pika + asyncpg)", len(companies), elapsed, latencies)
+    result.cpu_ms = round(cpu / len(companies) * 1000, 3)  # type: ignore[attr-defined]
+    return result
 
 
-async def raw_postgres(n: int) -> Result:
-    async with scratch_database("rawpg") as dsn:
-        conn = await asyncpg.connect(dsn)
-        await conn.execute(SCHEMA)
-        events = [company_event(i) for i in range(n)]
+async def raw_postgres(dsn: str, companies: list[uuid.UUID]) -> Result:
+    """The hop's transaction alone, one after the other on one connection."""
+    from bench.hop import deregistered
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        bodies = [deregistered(c, i) for i, c in enumerate(companies)]
         latencies = []
         started = now()
-        for event in events:
+        for body in bodies:
             t0 = now()
-            out_id = uuid.uuid4()
-            await _apply(conn, event, b"{}", out_id)
+            await _apply(conn, body)
             latencies.append(now() - t0)
         elapsed = now() - started
+    finally:
         await conn.close()
-        return Result("raw PostgreSQL transaction (inbox + state + outbox)", n, elapsed, latencies)
+    return Result("raw PostgreSQL: the hop's transaction alone", len(bodies), elapsed, latencies)
 
 
-async def raw_rabbitmq(n: int) -> tuple[Result, Result]:
-    connection = await aio_pika.connect(AMQP)
+async def raw_rabbitmq(broker_url: str, n: int) -> tuple[Result, Result]:
+    connection = await aio_pika.connect(broker_url)
     channel = await connection.channel(publisher_confirms=True)
     await channel.set_qos(prefetch_count=32)
     queue = await channel.declare_queue(f"bench.rawmq.{uuid.uuid4().hex[:6]}", durable=True,
@@ -120,8 +201,8 @@ async def raw_rabbitmq(n: int) -> tuple[Result, Result]:
         await channel.default_exchange.publish(aio_pika.Message(body, delivery_mode=2),
                                                routing_key=queue.name)
         latencies.append(now() - t0)
-    publish = Result("raw RabbitMQ publish with confirm (one at a time)", n, now() - started,
-                     latencies)
+    publish = Result("raw RabbitMQ: publish with confirm to a quorum queue, one at a time", n,
+                     now() - started, latencies)
     latencies = []
     started = now()
     count = 0
@@ -133,7 +214,8 @@ async def raw_rabbitmq(n: int) -> tuple[Result, Result]:
             count += 1
             if count >= n:
                 break
-    consume = Result("raw RabbitMQ consume with ack", n, now() - started, latencies)
+    consume = Result("raw RabbitMQ: consume with ack (prefetch 32)", n, now() - started,
+                     latencies)
     await queue.delete(if_unused=False, if_empty=False)
     await connection.close()
     return publish, consume

@@ -1,10 +1,11 @@
-"""Read latency as the data grows: `GET /companies` (and `GET /participants`, see casework)
+"""Read latency as the data grows: `GET /companies` (`GET /participants`: `casework_http`)
 p99 at 100 requests/s with 10 k, 100 k and 1 M rows. Keyset pagination and indexes should
 keep it flat."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from asf_kit.pagination import encode_cursor
 from asf_kit.testing import auth, service_process
 from bench.common import AMQP, Result, scratch_database
 from bench.load import at_rate
+from bench.memory import RssSampler
 from registry.demo import COMPANIES, registration
 from registry.domain import Company
 from registry.municipalities import all_municipalities
@@ -49,8 +51,8 @@ async def fill_companies(dsn: str, n: int, batch: int = 50_000) -> None:
                        1, now(), now()
                 FROM (
                     SELECT i, gen_random_uuid() AS id,
-                           '7' || lpad(i::text, 5, '0') || '-' || lpad((i % 10000)::text, 4, '0')
-                               AS org,
+                           '7' || lpad((i / 10000)::text, 5, '0') || '-'
+                               || lpad((i % 10000)::text, 4, '0') AS org,
                            'Företag ' || substr(md5(i::text), 1, 12) AS name
                     FROM generate_series($1::int, $2::int) AS i
                 ) g
@@ -69,9 +71,12 @@ async def fill_companies(dsn: str, n: int, batch: int = 50_000) -> None:
 
 
 async def registry_reads(sizes: list[int], rate: float = 100, seconds: float = 10,
-                         log_dir: Path = Path("var/bench")) -> list[Result]:
+                         log_dir: Path = Path("var/bench"), broker_url: str = AMQP,
+                         say: Callable[[str], None] = print
+                         ) -> tuple[list[Result], dict[str, float]]:
     log_dir.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
+    memory: dict[str, float] = {}
     headers = auth("case_worker", sub="bench", municipality_code="0180")
     for size in sizes:
         async with scratch_database(f"reads{size}") as dsn:
@@ -82,12 +87,13 @@ async def registry_reads(sizes: list[int], rate: float = 100, seconds: float = 1
                 "SELECT name, id FROM companies ORDER BY name, id OFFSET $1 LIMIT 200", size // 2)
             await conn.close()
             cursors = [encode_cursor([r["name"], str(r["id"])]) for r in middle]
-            env = {"DATABASE_URL": dsn, "BROKER_URL": AMQP, "LOG_LEVEL": "WARNING"}
+            env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url, "LOG_LEVEL": "INFO"}
             async with service_process("registry.cli", env, log_dir / f"registry-{size}.log") as p:
                 async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
                                              timeout=30) as client:
                     for _ in range(50):  # warm the pool and the caches
                         await client.get("/companies")
+                    memory[f"registry_rss_idle_mb_{size}"] = RssSampler.now_mb(p.process.pid)
                     shapes: dict[str, Any] = {
                         "first page": lambda i: ("GET", "/companies", {}),
                         "deep cursor": lambda i: ("GET", "/companies",
@@ -95,8 +101,12 @@ async def registry_reads(sizes: list[int], rate: float = 100, seconds: float = 1
                         "municipality filter": lambda i: (
                             "GET", "/companies", {"params": {"municipality_code": "1480"}}),
                     }
-                    for label, make in shapes.items():
-                        results.append(await at_rate(
-                            client, f"GET /companies {label}, {size:,} rows", make, rate,
-                            seconds))
-    return results
+                    with RssSampler(p.process.pid) as rss:
+                        for label, make in shapes.items():
+                            r = await at_rate(client, f"GET /companies {label}, {size:,} rows",
+                                              make, rate, seconds)
+                            say(f"  {r.name}: p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms"
+                                f" ({getattr(r, 'failures', 0)} failed)")
+                            results.append(r)
+                    memory[f"registry_rss_reads_peak_mb_{size}"] = rss.peak_mb
+    return results, memory

@@ -96,8 +96,10 @@ def _previous_failures(headers: dict[str, Any], queue: str) -> int:
     )
 
 
-async def _raw_body(msg: Any) -> bytes:
-    return bytes(msg.body)
+async def _the_message(msg: RabbitMessage) -> RabbitMessage:
+    """The decoder: the handler gets the message itself and parses the body on its own (the
+    runtime's broker runs without FastStream's dependency injection, see `Runtime`)."""
+    return msg
 
 
 class EventConsumer:
@@ -146,13 +148,14 @@ class EventConsumer:
         self.runtime.broker.subscriber(
             RabbitQueue(self.queues.main, queue_type=QueueType.QUORUM, declare=False),
             channel=Channel(prefetch_count=self.prefetch),
-            decoder=_raw_body,
+            decoder=_the_message,
             no_reply=True,
             title=self.queues.main,
         )(self._on_message)
 
-    async def _on_message(self, body: bytes, msg: RabbitMessage) -> None:
+    async def _on_message(self, msg: RabbitMessage) -> None:
         started = time.perf_counter()
+        body = bytes(msg.body)
         headers = dict(msg.raw_message.headers or {})
         try:
             event = Envelope.model_validate_json(body)

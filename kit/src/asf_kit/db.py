@@ -37,10 +37,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool without asyncpg's reset query (advisory unlock, CLOSE
+    ALL, UNLISTEN, RESET ALL): one round trip less per transaction. asyncpg still rolls back
+    an open transaction and drops listeners; the services keep no session state on pooled
+    connections (locks are `pg_advisory_xact_lock`, LISTEN has its own connection)."""
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections speak JSON with orjson."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
     )
     assert pool is not None
     return pool

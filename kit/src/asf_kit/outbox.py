@@ -114,6 +114,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._last_purge = 0.0
+        self._last_observed = 0.0
         self.healthy = False
 
     @property
@@ -159,13 +160,14 @@ class OutboxRelay:
         while not self._stopping:
             try:
                 await self._listen()
+                # Cleared before claiming, so a wake-up during the round starts another one.
+                self._wake.clear()
                 published = await self.publish_batch()
                 self.healthy = True
                 backoff = 0.2
                 await self._observe()
-                if published >= self._batch_size:
+                if published >= self._batch_size or self._wake.is_set():
                     continue
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             except asyncio.CancelledError:
@@ -234,7 +236,11 @@ class OutboxRelay:
         )
 
     async def _observe(self) -> None:
+        """Refresh the backlog gauges, at most once a second (not once per round)."""
         now = time.monotonic()
+        if now - self._last_observed < 1.0:
+            return
+        self._last_observed = now
         async with self._pool.acquire() as conn:
             row = await conn.fetchrow(
                 """

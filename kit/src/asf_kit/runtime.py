@@ -25,7 +25,9 @@ class Runtime:
     def __init__(self, settings: ServiceSettings, *, relay: bool = True) -> None:
         self.settings = settings
         self.with_relay = relay
-        self.broker = RabbitBroker(settings.broker_url, logger=None)
+        # No FastStream dependency injection: the kit's consumer takes the message as it is,
+        # and injecting it cost a worker-thread hop and argument validation per message.
+        self.broker = RabbitBroker(settings.broker_url, logger=None, apply_types=False)
         self._pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.consumers_started = False

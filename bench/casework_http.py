@@ -1,0 +1,168 @@
+"""Casework over HTTP, the service running as its own process: case-worker writes
+(`POST /participants/{id}/transitions`) at saturation and at 100 requests/s, and
+`GET /participants` p99 at 100 requests/s as the participants grow (10 k, 100 k, 1 M).
+
+Participants are made by SQL (COPY) with personal data sealed by the real
+`casework.crypto.Vault`, one data key per participant as the service does it, so rows have
+their real size; 10 % of them in Stockholm (0180), where the bench case worker works, the
+rest spread over the other municipalities.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from asf_kit.db import migrate
+from asf_kit.pagination import encode_cursor
+from asf_kit.testing import auth, service_process
+from bench.common import Result
+from bench.load import at_rate, saturate
+from bench.memory import RssSampler
+from casework.crypto import Vault
+from registry.municipalities import all_municipalities
+
+ROOT = Path(__file__).resolve().parents[1]
+CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
+DATA_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes 0..31
+HOME = "0180"
+STAGES = ("referred", "assessment", "in_training", "employed", "closed")
+
+Say = Callable[[str], None]
+
+
+def casework_env(dsn: str, broker_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": dsn, "BROKER_URL": broker_url, "CASEWORK_DATA_KEY": DATA_KEY,
+            "LOG_LEVEL": "INFO", "FOLLOW_UP_SWEEP_INTERVAL": "0",
+            "QUEUE_NAMESPACE": f"bench{uuid.uuid4().hex[:6]}."}
+
+
+async def fill_participants(dsn: str, n: int, *, stage: str | None = None,
+                            home_share: float = 0.10, batch: int = 20_000) -> None:
+    """n participants with sealed personal data and wrapped data keys, by COPY."""
+    vault = Vault.from_settings(DATA_KEY, "k1")
+    munis = [m for m in all_municipalities() if m != HOME]
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for start in range(0, n, batch):
+            people, keys = [], []
+            for i in range(start, min(start + batch, n)):
+                pid = uuid.uuid4()
+                data_key, wrapped = vault.new_data_key(pid)
+                born = date(1940, 1, 1) + timedelta(days=i // 10_000)  # unique per row
+                number = f"{born:%Y%m%d}-{i % 10_000:04d}"
+                personal = {"given_name": "Testa", "family_name": f"Testsson {i}",
+                            "personal_identity_number": number, "phone": "070-123 45 67",
+                            "email": f"testa{i}@example.se"}
+                muni = HOME if random.random() < home_share else munis[i % len(munis)]
+                at = base + timedelta(seconds=i * 17)
+                people.append((
+                    pid, muni, "social_services", f"cw-{i % 40}",
+                    stage or STAGES[i % len(STAGES)], at,
+                    vault.seal(data_key, pid, "personal", personal),
+                    vault.identity_hash(number.replace("-", "")), "k1", "bench", 1, at))
+                keys.append((pid, wrapped.key_id, wrapped.wrapped))
+            await conn.copy_records_to_table(
+                "participants", records=people, columns=[
+                    "id", "municipality_code", "referral_source", "assigned_to", "stage",
+                    "referred_at", "personal", "identity_hash", "key_id", "created_by",
+                    "version", "updated_at"])
+            await conn.copy_records_to_table("participant_keys", records=keys,
+                                             columns=["participant_id", "key_id", "wrapped"])
+        await conn.execute("ANALYZE participants")
+        await conn.execute("ANALYZE participant_keys")
+    finally:
+        await conn.close()
+
+
+async def casework_writes(pg_dsn_factory: Any, broker_url: str, *, seconds: float,
+                          rate: float, log_dir: Path, say: Say = print
+                          ) -> tuple[list[Result], dict[str, float]]:
+    """Transitions referred → assessment, each on a participant of its own."""
+    from bench.common import scratch_database
+
+    headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
+    results: list[Result] = []
+    async with scratch_database("cwwrites") as dsn:
+        await migrate(dsn, CASEWORK_MIGRATIONS)
+        await fill_participants(dsn, int(max(rate, 600) * seconds * 3) + 2000,
+                                stage="referred", home_share=1.0)
+        conn = await asyncpg.connect(dsn)
+        ids = [str(r["id"]) for r in await conn.fetch("SELECT id FROM participants")]
+        await conn.close()
+        pool = iter(ids)
+
+        def make(_: int) -> tuple[str, str, dict[str, Any]]:
+            return ("POST", f"/participants/{next(pool)}/transitions",
+                    {"json": {"to": "assessment"}})
+
+        async with service_process("casework.cli", casework_env(dsn, broker_url),
+                                   log_dir / "casework-writes.log") as p:
+            async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
+                                         timeout=30) as client:
+                for i in range(100):
+                    await client.request(*make(i)[:2], **make(i)[2])
+                with RssSampler(p.process.pid) as rss:
+                    results.append(await saturate(
+                        client, "POST /participants/{id}/transitions, saturation (16 in flight)",
+                        make, seconds))
+                    results.append(await at_rate(
+                        client, f"POST /participants/{{id}}/transitions at {rate:.0f}/s",
+                        make, rate, seconds))
+        for r in results:
+            say(f"  {r.name}: {r.rate:,.0f}/s p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms")
+    return results, {"casework_rss_writes_peak_mb": rss.peak_mb}
+
+
+async def casework_reads(sizes: list[int], broker_url: str, *, rate: float, seconds: float,
+                         log_dir: Path, say: Say = print
+                         ) -> tuple[list[Result], dict[str, float]]:
+    from bench.common import scratch_database
+
+    headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
+    results: list[Result] = []
+    memory: dict[str, float] = {}
+    for size in sizes:
+        async with scratch_database(f"cwreads{size}") as dsn:
+            await migrate(dsn, CASEWORK_MIGRATIONS)
+            await fill_participants(dsn, size)
+            conn = await asyncpg.connect(dsn)
+            home = await conn.fetchval(
+                "SELECT count(*) FROM participants WHERE municipality_code = $1", HOME)
+            middle = await conn.fetch(
+                "SELECT referred_at, id FROM participants WHERE municipality_code = $1 "
+                "ORDER BY referred_at, id OFFSET $2 LIMIT 200", HOME, home // 2)
+            await conn.close()
+            cursors = [encode_cursor([r["referred_at"].isoformat(), str(r["id"])])
+                       for r in middle]
+            async with service_process("casework.cli", casework_env(dsn, broker_url),
+                                       log_dir / f"casework-reads-{size}.log") as p:
+                async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
+                                             timeout=30) as client:
+                    for _ in range(50):
+                        await client.get("/participants")
+                    memory[f"casework_rss_idle_mb_{size}"] = RssSampler.now_mb(p.process.pid)
+                    shapes: dict[str, Any] = {
+                        "first page": lambda i: ("GET", "/participants", {}),
+                        "deep cursor": lambda i: ("GET", "/participants",
+                                                  {"params": {"cursor": random.choice(cursors)}}),
+                        "stage filter": lambda i: ("GET", "/participants",
+                                                   {"params": {"stage": "employed"}}),
+                    }
+                    with RssSampler(p.process.pid) as rss:
+                        for label, make in shapes.items():
+                            r = await at_rate(client, f"GET /participants {label}, {size:,} rows",
+                                              make, rate, seconds)
+                            say(f"  {r.name}: p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms"
+                                f" ({getattr(r, 'failures', 0)} failed)")
+                            results.append(r)
+                    memory[f"casework_rss_reads_peak_mb_{size}"] = rss.peak_mb
+    return results, memory

@@ -1,0 +1,342 @@
+"""One hop, the project beside the raw limit, on the same data in the same run.
+
+The hop: casework consumes `registry.company.deregistered.v1` for a company with an active
+placement, and in one transaction records the event in the inbox, updates its company read
+model, flags the placement, writes `casework.placements.flagged.v1` to the outbox and
+notifies `/stream` (pg_notify); that event is then published to `asf.events` with a
+publisher confirm and lands in a durable quorum queue (the sink, standing in for the next
+service's queue). This is the casework path that publishes; a registration or an update only
+changes the read model.
+
+- **project**: the casework app itself, in this process (`create_app` + its lifespan):
+  FastStream subscriber via `asf_kit.consumer.EventConsumer` (envelope and payload
+  validation, tracing, metrics, structured log line), `Casework.apply_company`, and the
+  outbox relay publishing in batches.
+- **raw**: `bench.raw.raw_hop`, the same SQL on the same schema, with aio-pika and asyncpg
+  and nothing else: one event at a time, publish with confirm, then ack.
+
+Both sides: the input is published to a fresh quorum queue before the clock starts; the
+clock runs from the first delivery to the hop consumer to the arrival of the N-th outgoing
+event in the sink. Per-event service time: from the start of handling an event to its
+outgoing event confirmed by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import orjson
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from asf_contracts import EXCHANGE
+from asf_contracts.topology import ServiceQueues
+from asf_kit.consumer import main_queue
+from asf_kit.db import migrate
+from bench.common import Result
+from bench.levers import without
+
+ROOT = Path(__file__).resolve().parents[1]
+CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
+DATA_KEY = base64.b64encode(bytes(range(32))).decode()
+DEREGISTERED_KEY = "registry.company.deregistered.v1"
+FLAGGED_KEY = "casework.placements.flagged.v1"
+
+
+async def prepare_casework_db(dsn: str, n: int) -> list[uuid.UUID]:
+    """Migrate, then n active companies, each with one participant in training placed there."""
+    await migrate(dsn, CASEWORK_MIGRATIONS)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                """
+                CREATE TEMP TABLE g ON COMMIT DROP AS
+                SELECT i, gen_random_uuid() AS cid, gen_random_uuid() AS pid,
+                       gen_random_uuid() AS plid
+                FROM generate_series(1, $1::int) AS i
+                """, n)
+            await conn.execute(
+                """
+                INSERT INTO companies (id, name, municipality_code, status, training_places,
+                                       version)
+                SELECT cid, 'Bench Kooperativ ' || i, '0180', 'active', 10, 2 FROM g
+                """)
+            await conn.execute(
+                """
+                INSERT INTO participants (id, municipality_code, referral_source, assigned_to,
+                    stage, referred_at, key_id, created_by, version, updated_at)
+                SELECT pid, '0180', 'social_services', 'cw-' || (i % 50), 'in_training',
+                       now(), 'k1', 'bench', 2, now() FROM g
+                """)
+            await conn.execute(
+                """
+                INSERT INTO placements (id, participant_id, company_id, kind, start, status,
+                                        created_by, created_at, version)
+                SELECT plid, pid, cid, 'work_training', current_date, 'active', 'bench',
+                       now(), 1 FROM g
+                """)
+            rows = await conn.fetch("SELECT cid FROM g ORDER BY i")
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return [r["cid"] for r in rows]
+
+
+def deregistered(company_id: uuid.UUID, i: int) -> bytes:
+    """A registry.company.deregistered.v1 envelope as the registry's relay publishes it."""
+    from datetime import UTC, datetime
+
+    return orjson.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "registry.company.deregistered",
+        "event_version": 1, "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "registry", "correlation_id": str(uuid.uuid4()), "causation_id": None,
+        "aggregate_id": str(company_id), "aggregate_version": 3,
+        "payload": {
+            "id": str(company_id), "org_number": f"7696{i % 1000000:06d}",
+            "name": f"Bench Kooperativ {i}", "legal_form": "ekonomisk_forening",
+            "municipality_code": "0180", "county_code": "01", "industries": ["second_hand"],
+            "training_places": 10, "origin": "existing", "status": "deregistered",
+            "qualifies_as_asf": True, "reserved_contract_eligible": True,
+            "verification_level": "verified", "contacts": [],
+            "deregistration_reason": "bankruptcy",
+        },
+    })
+
+
+class Sink:
+    """A durable quorum queue bound to `asf.events` for casework's events: the next hop."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, expected: int) -> None:
+        self.channel = channel
+        self.expected = expected
+        self.arrived = 0
+        self.last_ns = 0
+        self.done = asyncio.Event()
+        self.queue: aio_pika.abc.AbstractQueue | None = None
+
+    async def start(self) -> None:
+        exchange = await self.channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+        self.queue = await self.channel.declare_queue(
+            f"bench.sink.{uuid.uuid4().hex[:8]}", durable=True,
+            arguments={"x-queue-type": "quorum"})
+        await self.queue.bind(exchange, "casework.#")
+        await self.queue.consume(self._on, no_ack=True)
+
+    async def _on(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        self.arrived += 1
+        self.last_ns = time.time_ns()
+        if self.arrived >= self.expected:
+            self.done.set()
+
+    async def stop(self) -> None:
+        if self.queue is not None:
+            await self.queue.delete(if_unused=False, if_empty=False)
+
+
+class HopClock(SpanProcessor):
+    """Reads the project's own spans: `consume …` starts an event, the relay's `publish …`
+    (its child through the outbox row's traceparent) ends with the broker's confirm."""
+
+    def __init__(self) -> None:
+        self.started: dict[int, int] = {}
+        self.latencies: list[float] = []
+        self.pairs: list[tuple[int, int]] = []
+        self.first_ns = 0
+        self.first_cpu = 0.0
+
+    def reset(self) -> None:
+        self.started.clear()
+        self.latencies = []
+        self.pairs = []
+        self.first_ns = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if span.name.startswith("consume "):
+            self.started[span.context.span_id] = span.start_time
+            if not self.first_ns:
+                self.first_ns = span.start_time
+                self.first_cpu = time.process_time()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.name.startswith("publish ") and span.parent is not None:
+            t0 = self.started.pop(span.parent.span_id, None)
+            if t0 is not None and span.end_time is not None:
+                self.latencies.append((span.end_time - t0) / 1e9)
+                self.pairs.append((t0, span.end_time))
+
+
+_clock: HopClock | None = None
+
+
+def hop_clock() -> HopClock:
+    global _clock
+    if _clock is None:
+        from asf_kit import telemetry
+        from casework.app import SERVICE, VERSION
+
+        telemetry.setup(SERVICE, VERSION)
+        provider = trace.get_tracer_provider()
+        assert isinstance(provider, TracerProvider)
+        _clock = HopClock()
+        provider.add_span_processor(_clock)
+    return _clock
+
+
+async def _prefill(channel: aio_pika.abc.AbstractChannel, queue_name: str,
+                   bodies: list[bytes]) -> None:
+    """Publish the input with confirms, many in flight, straight into the hop's queue."""
+    ex = channel.default_exchange
+    for i in range(0, len(bodies), 200):
+        await asyncio.gather(*(ex.publish(
+            aio_pika.Message(b, message_id=orjson.loads(b)["event_id"],
+                             content_type="application/json",
+                             headers={"event_type": "registry.company.deregistered",
+                                      "event_version": 1},
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue_name) for b in bodies[i:i + 200]))
+
+
+async def pace(channel: aio_pika.abc.AbstractChannel, queue_name: str, bodies: list[bytes],
+               rate: float) -> None:
+    """Publish the input at a steady rate (an open model: late handling shows as latency)."""
+    ex = channel.default_exchange
+    started = time.perf_counter()
+    pending = []
+    for i, b in enumerate(bodies):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.ensure_future(ex.publish(
+            aio_pika.Message(b, message_id=orjson.loads(b)["event_id"],
+                             content_type="application/json",
+                             delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=queue_name)))
+    await asyncio.gather(*pending)
+
+
+async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
+                      log_path: Path, settings_overrides: dict[str, Any] | None = None,
+                      name: str = "project hop (casework)", rate: float | None = None) -> Result:
+    """The casework app consuming `len(companies)` deregistrations: queued beforehand, or
+    published at `rate` per second while it runs."""
+    from asgi_lifespan import LifespanManager
+
+    from casework.app import create_app
+    from casework.settings import CaseworkSettings
+
+    clock = hop_clock()
+    clock.reset()
+    namespace = f"bench{uuid.uuid4().hex[:6]}."
+    queues = ServiceQueues(service=namespace + "casework")
+    settings = CaseworkSettings(**{
+        "database_url": dsn, "broker_url": broker_url, "jwt_secret": "x" * 40,
+        "queue_namespace": namespace, "casework_data_key": DATA_KEY,
+        "follow_up_sweep_interval": 0, "log_level": "INFO", **(settings_overrides or {})})
+    bodies = [deregistered(c, i) for i, c in enumerate(companies)]
+    connection = await aio_pika.connect(broker_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        sink = Sink(channel, len(bodies))
+        await sink.start()
+        q = main_queue(queues)
+        await channel.declare_queue(q.name, durable=True, arguments=dict(q.arguments or {}))
+        if rate is None:
+            await _prefill(channel, q.name, bodies)
+        app = create_app(settings)
+        with _logs_to(log_path):
+            async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+                if rate is not None:
+                    await pace(channel, q.name, bodies, rate)
+                await asyncio.wait_for(sink.done.wait(), 300)
+                cpu = time.process_time() - clock.first_cpu
+                elapsed = (sink.last_ns - clock.first_ns) / 1e9
+                latencies = list(clock.latencies)
+        await sink.stop()
+        for n in (queues.main, queues.retry, queues.dead_letter):
+            await channel.queue_delete(n)
+        for n in (queues.retry_exchange, queues.dead_letter_exchange):
+            await channel.exchange_delete(n)
+    finally:
+        await connection.close()
+    result = Result(name, len(bodies), elapsed, latencies)
+    result.cpu_ms = round(cpu / len(bodies) * 1000, 3)  # type: ignore[attr-defined]
+    return result
+
+
+class _logs_to:
+    """Production logging (JSON, INFO) into a file instead of the terminal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        from asf_kit.logging import configure
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        configure("casework", "bench", "INFO", "json")
+        self.stream = self.path.open("a", encoding="utf-8")
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(self.stream)
+
+    def __exit__(self, *exc: object) -> None:
+        import sys
+
+        handler = logging.getLogger().handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(sys.stderr)
+        logging.getLogger().setLevel(logging.WARNING)
+        self.stream.close()
+
+
+def _line(r: int, res: Result) -> str:
+    return (f"  round {r + 1}: {res.name}: {res.rate:,.0f}/s p50 {res.pct(50):.2f} "
+            f"p99 {res.pct(99):.2f} max {max(res.latencies, default=0) * 1000:.1f} ms, "
+            f"CPU of this process {res.cpu_ms:.2f} ms/event")  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The project with some settings changed and some levers switched off."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    levers_off: tuple[str, ...] = ()
+
+
+async def hop_rounds(pg: str, broker_url: str, n: int, rounds: int, log_dir: Path,
+                     variants: dict[str, Variant] | None = None,
+                     say: Callable[[str], None] = print, rate: float | None = None,
+                     ) -> list[Result]:
+    """`rounds` times: raw, then the project (and each variant), interleaved, fresh data each."""
+    from bench.common import scratch_database
+    from bench.raw import raw_hop
+
+    variants = variants or {"project hop (casework)": Variant()}
+    results: list[Result] = []
+    async with scratch_database("hopraw") as raw_dsn, scratch_database("hopproj") as proj_dsn:
+        raw_companies = await prepare_casework_db(raw_dsn, n * rounds)
+        proj_companies = await prepare_casework_db(proj_dsn, n * rounds * len(variants))
+        chunks = iter([proj_companies[i:i + n] for i in range(0, len(proj_companies), n)])
+        for r in range(rounds):
+            res = await raw_hop(raw_dsn, broker_url, raw_companies[r * n:(r + 1) * n], rate)
+            say(_line(r, res))
+            results.append(res)
+            for label, v in variants.items():
+                with without(*v.levers_off):
+                    res = await project_hop(proj_dsn, broker_url, next(chunks),
+                                            log_dir / "casework-hop.log", v.settings, label, rate)
+                say(_line(r, res))
+                results.append(res)
+    return results

@@ -1,0 +1,122 @@
+"""The kit's performance levers, each switchable back off, so a run can show what each one
+gives beside the code as it is (bench only; the services always run with all of them).
+
+- `relay wake-up`: the relay clears its wake-up flag before claiming, so a NOTIFY arriving
+  during a round starts another round instead of being lost until the next event or poll.
+- `backlog gauges once a second`: the relay refreshed the outbox backlog gauges (one more
+  query) after every round; now at most once a second.
+- `pool without reset query`: connections go back to the pool without asyncpg's reset
+  query, one round trip less per transaction.
+- `consumer without FastStream DI`: the broker runs with `apply_types=False` and the
+  consumer takes the message itself; before, FastStream injected `msg: RabbitMessage`
+  through FastDepends, which ran `Context.use` in a worker thread for every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import asyncpg
+from faststream.rabbit import Channel, QueueType, RabbitMessage, RabbitQueue
+
+from asf_kit import db, outbox, runtime
+
+
+async def _run_before(self: Any) -> None:
+    """The relay loop as it was: the flag cleared after the round, so a wake-up during the
+    round waited for the next poll (or the next event)."""
+    backoff = 0.2
+    while not self._stopping:
+        try:
+            await self._listen()
+            published = await self.publish_batch()
+            self.healthy = True
+            backoff = 0.2
+            await self._observe()
+            if published >= self._batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await self._close_listener()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+_observe_now = outbox.OutboxRelay._observe
+
+
+async def _observe_every_round(self: Any) -> None:
+    self._last_observed = 0.0
+    await _observe_now(self)
+
+
+async def _pool_with_reset(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                     init=db._init_connection)
+    assert pool is not None
+    return pool
+
+
+@contextlib.contextmanager
+def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
+    saved = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, saved)
+
+
+async def _raw_body(msg: Any) -> bytes:
+    return bytes(msg.body)
+
+
+def _subscribe_with_di(self: Any) -> None:
+    """The subscriber as it was: FastStream's dependency injection gives body and message."""
+    async def on_message(body: bytes, msg: RabbitMessage) -> None:
+        await self._on_message(msg)
+
+    self.runtime.broker.subscriber(
+        RabbitQueue(self.queues.main, queue_type=QueueType.QUORUM, declare=False),
+        channel=Channel(prefetch_count=self.prefetch), decoder=_raw_body, no_reply=True,
+        title=self.queues.main,
+    )(on_message)
+
+
+@contextlib.contextmanager
+def _with_di() -> Iterator[None]:
+    from faststream.rabbit import RabbitBroker
+
+    from asf_kit import consumer
+
+    def broker(url: str, **kw: Any) -> RabbitBroker:
+        return RabbitBroker(url, **{**kw, "apply_types": True})
+
+    with _patched(runtime, "RabbitBroker", broker), \
+            _patched(consumer.EventConsumer, "_subscribe", _subscribe_with_di):
+        yield
+
+
+LEVERS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "relay wake-up": lambda: _patched(outbox.OutboxRelay, "_run", _run_before),
+    "backlog gauges once a second":
+        lambda: _patched(outbox.OutboxRelay, "_observe", _observe_every_round),
+    "pool without reset query": lambda: _patched(runtime, "create_pool", _pool_with_reset),
+    "consumer without FastStream DI": _with_di,
+}
+
+
+@contextlib.contextmanager
+def without(*names: str) -> Iterator[None]:
+    """Run with the named levers switched off (all of them with `"all"`)."""
+    with contextlib.ExitStack() as stack:
+        for name in LEVERS if "all" in names else names:
+            stack.enter_context(LEVERS[name]())
+        yield
