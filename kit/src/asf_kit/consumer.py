@@ -190,7 +190,6 @@ class EventConsumer:
                                        "messaging.message.id": str(event.event_id),
                                        "messaging.destination.name": self.queues.main}),
         ):
-            context.traceparent.set(telemetry.current_traceparent())
             try:
                 async with self.runtime.pool.acquire() as conn, conn.transaction():
                     first = await inbox.claim(conn, event)
