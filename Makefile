@@ -27,7 +27,7 @@ typecheck: install
 # The fault run restarts PostgreSQL and RabbitMQ, so it runs alone, after everything else.
 pytest: install services
 	$(UV) run pytest
-	$(UV) run pytest tests/faults -m faults
+	$(UV) run pytest tests/faults -m faults -s
 
 faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
