@@ -20,7 +20,6 @@ async def test_faults_lose_and_duplicate_nothing(postgres_url: str, broker_url: 
         smtp_outage=float(os.environ.get("FAULT_SMTP_OUTAGE", "8")),
         rate=float(os.environ.get("FAULT_RATE", "15")),
     ))
-    print(figures.report())  # the figures belong in the CI log (make test runs this with -s)
     assert figures.changes_pushed >= int(os.environ.get("FAULT_CHANGES", "600"))
     assert len(figures.faults) == 6, figures.faults
     assert not figures.failures(), figures.report()
