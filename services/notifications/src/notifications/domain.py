@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
+from asf_kit.fields import Email
 
 Locale = Literal["sv", "en"]
 Mode = Literal["immediate", "daily_digest"]
@@ -72,7 +73,7 @@ class _In(BaseModel):
 
 class ContactIn(_In):
     name: Name
-    email: EmailStr
+    email: Email
     role: RoleName
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
@@ -84,7 +85,7 @@ class ContactIn(_In):
 
 class ContactPatch(_In):
     name: Name | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     role: RoleName | None = None
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
