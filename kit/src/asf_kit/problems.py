@@ -13,6 +13,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asf_kit.logging import get_logger
+from asf_kit.rules import RuleError
 
 log = get_logger(__name__)
 
@@ -75,6 +76,17 @@ def invalid(field: str, message: str) -> Problem:
     return Problem(
         422, "Validation failed", f"{field}: {message}", slug="validation",
         errors=[FieldError(field=field, message=message)],
+    )
+
+
+def rule_problem(e: RuleError) -> Problem:
+    """The problem document of a broken domain rule, with what it says the caller can do."""
+    extra: dict[str, Any] = dict(e.extra)
+    errors = extra.pop("errors", None)
+    return Problem(
+        e.status, e.title, e.detail, slug=e.title.lower().replace(" ", "-"),
+        errors=[FieldError(**x) for x in errors] if isinstance(errors, list) else None,
+        **extra,
     )
 
 

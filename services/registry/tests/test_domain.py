@@ -11,7 +11,7 @@ from registry.domain import (
     Company,
     CompanyPatch,
     CompanyRegistration,
-    CompanyRuleError,
+    RuleError,
     normalize_org_number,
 )
 
@@ -105,13 +105,13 @@ def test_status_moves_and_refusals_name_the_allowed_ones() -> None:
     assert active.status == "active"
     assert active.version == 2
     assert active.verification.valid_until is not None
-    with pytest.raises(CompanyRuleError) as refused:
+    with pytest.raises(RuleError) as refused:
         active.reject("officer", NOW, "late")
     assert refused.value.status == 409
     assert refused.value.extra["allowed"] == ["deregistered"]
     gone = active.deregister("criteria_unmet", None, "officer", NOW)
     assert gone.status == "deregistered"
-    with pytest.raises(CompanyRuleError):
+    with pytest.raises(RuleError):
         gone.update(CompanyPatch(name="Nytt namn"), NOW)
 
 
@@ -120,7 +120,7 @@ def test_a_company_that_does_not_qualify_cannot_be_verified() -> None:
         "runs_business": True, "integration_purpose": True, "participation": None,
         "reinvests_profits": False, "independent_of_public_sector": True})
     company = Company.register(reg, "rep", NOW)
-    with pytest.raises(CompanyRuleError) as refused:
+    with pytest.raises(RuleError) as refused:
         company.verify("officer", NOW, None, "verified", None)
     assert refused.value.extra["unmet_criteria"] == ["participation", "reinvests_profits"]
 

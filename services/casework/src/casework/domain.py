@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from stdnum import luhn
 
 from asf_kit.fields import Email
+from asf_kit.rules import RuleError
 
 Stage = Literal["referred", "assessment", "in_training", "employed", "closed"]
 STAGES: tuple[Stage, ...] = ("referred", "assessment", "in_training", "employed", "closed")
@@ -50,17 +51,6 @@ EmploymentForm = Literal[
     "sheltered_public",  # offentligt skyddat arbete (OSA)
     "other_subsidised",
 ]
-
-
-class RuleError(Exception):
-    """A rule of casework said no; `status` is the HTTP status it maps to."""
-
-    def __init__(self, status: int, title: str, detail: str, **extra: object) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extra = extra
 
 
 # --- values -----------------------------------------------------------------------------

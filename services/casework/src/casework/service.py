@@ -21,7 +21,8 @@ from asf_kit.auth import Principal, Role
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 from asf_kit.outbox import add_events, new_event
-from asf_kit.problems import FieldError, Problem, forbidden, invalid, not_found
+from asf_kit.problems import Problem, forbidden, invalid, not_found, rule_problem
+from asf_kit.rules import RuleError
 from casework import store
 from casework.crypto import Vault, WrappedKey
 from casework.domain import (
@@ -30,7 +31,6 @@ from casework.domain import (
     ParticipantIn,
     PlacementEndIn,
     PlacementIn,
-    RuleError,
     TransitionIn,
     check_placement_start,
     check_transition,
@@ -63,16 +63,6 @@ def now() -> datetime:
 
 def today() -> date:
     return now().date()
-
-
-def rule_problem(e: RuleError) -> Problem:
-    extra: dict[str, Any] = dict(e.extra)
-    errors = extra.pop("errors", None)
-    return Problem(
-        e.status, e.title, e.detail, slug=e.title.lower().replace(" ", "-"),
-        errors=[FieldError(**x) for x in errors] if isinstance(errors, list) else None,
-        **extra,
-    )
 
 
 def case_from_row(r: asyncpg.Record) -> Case:

@@ -26,6 +26,7 @@ from stdnum.se import orgnr
 
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
 from asf_kit.fields import Email
+from asf_kit.rules import RuleError
 from registry.municipalities import municipality
 
 RESERVED_CONTRACT_SHARE = 0.30
@@ -46,17 +47,6 @@ CollaborationType = Literal[
 
 _TAG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
-
-
-class CompanyRuleError(Exception):
-    """A rule of the registry said no; `status` is the HTTP status it maps to."""
-
-    def __init__(self, status: int, title: str, detail: str, **extra: object) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.extra = extra
 
 
 # --- values -----------------------------------------------------------------------------
@@ -324,7 +314,7 @@ class Company(CompanyFields):
     def _require(self, to: str) -> None:
         allowed = TRANSITIONS[self.status]
         if to not in allowed:
-            raise CompanyRuleError(
+            raise RuleError(
                 409, "Transition not allowed",
                 f"a {self.status} company cannot become {to}; allowed: "
                 f"{', '.join(allowed) if allowed else 'none'}",
@@ -334,7 +324,7 @@ class Company(CompanyFields):
     def update(self, patch: CompanyPatch, now: datetime) -> Company:
         changes = patch.model_dump(exclude_unset=True, exclude={"version"})
         if self.status in ("rejected", "deregistered"):
-            raise CompanyRuleError(
+            raise RuleError(
                 409, "Company closed", f"a {self.status} company cannot be changed",
                 current_status=self.status,
             )
@@ -346,7 +336,7 @@ class Company(CompanyFields):
     ) -> Company:
         self._require("active")
         if not self.qualifies_as_asf:
-            raise CompanyRuleError(
+            raise RuleError(
                 409, "Criteria not met",
                 "a company can be verified only when all five criteria are declared; "
                 f"unmet: {', '.join(self.unmet_criteria)}",
@@ -354,7 +344,7 @@ class Company(CompanyFields):
             )
         until = valid_until or (now + VERIFICATION_VALIDITY).date()
         if until <= now.date():
-            raise CompanyRuleError(
+            raise RuleError(
                 422, "Validation failed", "valid_until must be in the future",
                 errors=[{"field": "valid_until", "message": "must be in the future"}],
             )

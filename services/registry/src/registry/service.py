@@ -18,13 +18,21 @@ from pydantic import ValidationError
 from asf_contracts import registry as ev
 from asf_kit.auth import Principal, Role
 from asf_kit.outbox import add_events, new_event
-from asf_kit.problems import FieldError, Problem, forbidden, invalid, not_found, validation_problem
+from asf_kit.problems import (
+    FieldError,
+    Problem,
+    forbidden,
+    invalid,
+    not_found,
+    rule_problem,
+    validation_problem,
+)
+from asf_kit.rules import RuleError
 from registry import store
 from registry.domain import (
     Company,
     CompanyPatch,
     CompanyRegistration,
-    CompanyRuleError,
     Contract,
     ContractIn,
     DeregistrationRequest,
@@ -38,16 +46,6 @@ PRODUCER = ev.PRODUCER
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def rule_problem(e: CompanyRuleError) -> Problem:
-    extra: dict[str, Any] = dict(e.extra)
-    errors = extra.pop("errors", None)
-    return Problem(
-        e.status, e.title, e.detail, slug=e.title.lower().replace(" ", "-"),
-        errors=[FieldError(**x) for x in errors] if isinstance(errors, list) else None,
-        **extra,
-    )
 
 
 def company_event(event_type: str, c: Company) -> Any:
@@ -101,7 +99,7 @@ async def _change(
             raise not_found("company")
         try:
             changed, event_type = decide(current)
-        except CompanyRuleError as e:
+        except RuleError as e:
             raise rule_problem(e) from None
         except ValidationError as e:
             raise validation_problem(e.errors()) from None
