@@ -20,8 +20,18 @@ COMPANY_UPDATED = "registry.company.updated"
 COMPANY_VERIFIED = "registry.company.verified"
 COMPANY_REJECTED = "registry.company.rejected"
 COMPANY_DEREGISTERED = "registry.company.deregistered"
+COMPANY_VERIFICATION_EXPIRING = "registry.company.verification_expiring"
+COMPANY_VERIFICATION_EXPIRED = "registry.company.verification_expired"
 CONTRACT_AWARDED = "registry.contract.awarded"
 LEARNING_EXAMPLE_SUBMITTED = "registry.learning_example.submitted"
+LEARNING_EXAMPLE_PUBLISHED = "registry.learning_example.published"
+LEARNING_EXAMPLE_DECLINED = "registry.learning_example.declined"
+
+COMPANY_EVENTS = (
+    COMPANY_REGISTERED, COMPANY_UPDATED, COMPANY_VERIFIED, COMPANY_REJECTED,
+    COMPANY_DEREGISTERED, COMPANY_VERIFICATION_EXPIRING, COMPANY_VERIFICATION_EXPIRED,
+)
+"""Every event that carries the whole company (`CompanyPayload` or a subclass of it)."""
 
 CompanyStatus = Literal["pending", "active", "rejected", "deregistered"]
 
@@ -60,6 +70,22 @@ class CompanyPayload(_Payload):
     contacts: list[CompanyContact] = []
     deregistration_reason: str | None = None
     decision_note: str | None = None
+    needs_review: bool = False
+    """Changed after verification: waiting in the registry officers' review queue."""
+    changed_fields: list[str] | None = None
+    """On `registry.company.updated`: the top-level fields the change touched."""
+
+
+class VerificationExpiringPayload(CompanyPayload):
+    """The verification runs out on `valid_until`; published once, 30 days before."""
+
+    days_left: int
+
+
+class VerificationExpiredPayload(CompanyPayload):
+    """The day passed: the level went back to `self_declared` (published once)."""
+
+    expired_on: date
 
 
 class ContractAwardedPayload(_Payload):
@@ -92,13 +118,28 @@ class LearningExampleSubmittedPayload(_Payload):
     contact: LearningExampleContact
 
 
+class LearningExampleDecidedPayload(_Payload):
+    """An analyst published or declined the example; the submitter is told."""
+
+    id: UUID
+    municipality_code: str
+    title: str
+    decision: Literal["published", "declined"]
+    note: str | None = None
+    contact: LearningExampleContact
+
+
 PAYLOADS: dict[tuple[str, int], type[BaseModel]] = {
     (COMPANY_REGISTERED, 1): CompanyPayload,
     (COMPANY_UPDATED, 1): CompanyPayload,
     (COMPANY_VERIFIED, 1): CompanyPayload,
     (COMPANY_REJECTED, 1): CompanyPayload,
     (COMPANY_DEREGISTERED, 1): CompanyPayload,
+    (COMPANY_VERIFICATION_EXPIRING, 1): VerificationExpiringPayload,
+    (COMPANY_VERIFICATION_EXPIRED, 1): VerificationExpiredPayload,
     (CONTRACT_AWARDED, 1): ContractAwardedPayload,
     (LEARNING_EXAMPLE_SUBMITTED, 1): LearningExampleSubmittedPayload,
+    (LEARNING_EXAMPLE_PUBLISHED, 1): LearningExampleDecidedPayload,
+    (LEARNING_EXAMPLE_DECLINED, 1): LearningExampleDecidedPayload,
 }
 """Each (event_type, major version) the registry publishes, with its payload model."""
