@@ -24,6 +24,7 @@ from asf_kit import telemetry
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem, invalid, not_found, validation_problem
+from asf_kit.uow import check_version, expected_version
 from notifications import domain, samples, store
 from notifications.domain import (
     DEFAULT_ROUTING,
@@ -56,28 +57,6 @@ def now() -> datetime:
 
 
 # --- optimistic concurrency -----------------------------------------------------------------
-
-
-def expected_version(if_match: int | None, body_version: int | None) -> int:
-    """The version the caller read, from If-Match or the body (428 when neither)."""
-    if if_match is not None and body_version is not None and if_match != body_version:
-        raise invalid("version", "differs from If-Match")
-    expected = if_match if if_match is not None else body_version
-    if expected is None:
-        raise Problem(428, "Precondition required",
-                      "send the version you read, as If-Match or as version in the body",
-                      slug="version-required")
-    return expected
-
-
-def _check_version(what: str, current: int, expected: int) -> None:
-    if current != expected:
-        raise Problem(
-            412, "Precondition failed",
-            f"the {what} has changed since version {expected}; it is at version {current}. "
-            "Read it again and reapply your change.",
-            slug="stale-version", current_version=current,
-        )
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -120,7 +99,7 @@ async def update_contact(
         current = await store.get_contact(conn, contact_id, for_update=True)
         if current is None:
             raise not_found("contact")
-        _check_version("contact", current.version, expected)
+        check_version("contact", current.version, expected)
         changed = _patched(current, patch, {"name", "email", "role", "locale", "active"})
         changed = changed.model_copy(update={"version": current.version + 1, "updated_at": now()})
         try:
@@ -190,7 +169,7 @@ async def update_subscription(
         current = await store.get_subscription(conn, subscription_id, for_update=True)
         if current is None:
             raise not_found("subscription")
-        _check_version("subscription", current.version, expected)
+        check_version("subscription", current.version, expected)
         changed = _patched(current, patch, {"event_type", "mode", "template"})
         if "event_type" in patch.model_fields_set and "template" not in patch.model_fields_set:
             changed = changed.model_copy(update={"template": ""})

@@ -28,6 +28,7 @@ from asf_kit.problems import (
     validation_problem,
 )
 from asf_kit.rules import RuleError
+from asf_kit.uow import check_version, expected_version
 from registry import store
 from registry.domain import (
     Company,
@@ -112,26 +113,12 @@ async def update(
     pool: asyncpg.Pool, company_id: UUID, patch: CompanyPatch, if_match: int | None,
     who: Principal,
 ) -> Company:
-    expected = if_match if if_match is not None else patch.version
-    if expected is None:
-        raise Problem(
-            428, "Precondition required",
-            "send the version you read, as If-Match or as version in the body",
-            slug="version-required",
-        )
-    if if_match is not None and patch.version is not None and if_match != patch.version:
-        raise invalid("version", "differs from If-Match")
+    expected = expected_version(if_match, patch.version)
 
     def decide(current: Company) -> tuple[Company, str]:
         if not may_update(who, current):
             raise forbidden("only the company's own representative may change it")
-        if current.version != expected:
-            raise Problem(
-                412, "Precondition failed",
-                f"the company has changed since version {expected}; it is at version "
-                f"{current.version}. Read it again and reapply your change.",
-                slug="stale-version", current_version=current.version,
-            )
+        check_version("company", current.version, expected)
         return current.update(patch, now()), ev.COMPANY_UPDATED
 
     return await _change(pool, company_id, decide)
