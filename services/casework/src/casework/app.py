@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version as _dist_version
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,11 +16,14 @@ from asf_kit.auth import TokenVerifier
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
-from casework import api, handlers
+from casework import api, attendance_api, handlers, plan_api
+from casework.attendance_service import AttendanceCases
 from casework.crypto import Vault
-from casework.service import Casework, today
+from casework.plan_service import PlanCases
+from casework.service import now, today
 from casework.settings import CaseworkSettings
 from casework.stream import Broadcaster
+from casework.workdays import swedish_date
 
 SERVICE = "casework"
 VERSION = _dist_version("asf-casework")
@@ -27,35 +31,59 @@ VERSION = _dist_version("asf-casework")
 log = get_logger(__name__)
 
 
+class CaseworkService(PlanCases, AttendanceCases):
+    """Casework's one service: the case's use cases (`service.Casework`) with those of the
+    individual plan (`plan_service`) and of attendance and statements
+    (`attendance_service`)."""
+
+
+def build_service(settings: CaseworkSettings, pool: Callable[[], Any]) -> CaseworkService:
+    vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
+                                settings.casework_previous_data_keys)
+    service = CaseworkService(pool, vault, settings.follow_up_offsets_days)
+    service.stats_min_group = settings.stats_min_group
+    return service
+
+
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     settings = settings or CaseworkSettings()
     telemetry.setup(SERVICE, VERSION)
-    vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
-                                settings.casework_previous_data_keys)
     runtime = Runtime(settings)
-    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days)
+    casework = build_service(settings, lambda: runtime.pool)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
     broadcaster = Broadcaster(settings.database_url)
     runtime.extra_checks["stream"] = _listening(broadcaster)
 
-    async def sweep_forever(interval: float) -> None:
-        """Announce due follow-ups now and then; exactly once each, whichever replica runs it."""
+    async def every(interval: float, what: str, sweep: Callable[[], Awaitable[Any]]) -> None:
+        """Run a sweep now and then (follow-ups, plan reviews, the month's statements); each
+        does its work exactly once however many replicas run it."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await casework.sweep_follow_ups(today())
+                await sweep()
             except Exception as e:  # the next round tries again
-                log.warning("follow-up sweep failed", error=str(e), error_type=type(e).__name__)
+                log.warning("sweep failed", sweep=what, error=str(e),
+                            error_type=type(e).__name__)
+
+    sweeps = {
+        "follow-up-sweep": (settings.follow_up_sweep_interval,
+                            lambda: casework.sweep_follow_ups(today())),
+        "plan-review-sweep": (settings.plan_review_sweep_interval,
+                              lambda: casework.sweep_plan_reviews(swedish_date(now()))),
+        "statement-sweep": (settings.statement_sweep_interval,
+                            lambda: casework.close_due_months(swedish_date(now()))),
+    }
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
             await broadcaster.start()
-            if settings.follow_up_sweep_interval > 0:
-                runtime.background.append(asyncio.create_task(
-                    sweep_forever(settings.follow_up_sweep_interval), name="follow-up-sweep"))
+            for name, (interval, sweep) in sweeps.items():
+                if interval > 0:
+                    runtime.background.append(asyncio.create_task(
+                        every(interval, name, sweep), name=name))
             yield
         finally:
             await broadcaster.stop()
@@ -76,6 +104,8 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.broadcaster = broadcaster
     app.include_router(api.router)
+    app.include_router(plan_api.router)
+    app.include_router(attendance_api.router)
     return app
 
 

@@ -7,6 +7,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from casework.attendance import AttendanceShare
 from casework.domain import left_for_work_or_studies
 from casework.inputs import STAGES
 
@@ -35,6 +36,13 @@ class Outcomes(BaseModel):
     share_left_for_work_or_studies: float | None
     median_days_referral_to_employment: float | None
     follow_ups: list[FollowUpOutcome]
+    attendance: list[AttendanceShare] = Field(
+        default_factory=list,
+        description="The share of planned hours attended, per kind of placement: planned hours "
+        "are the weekly hours spread over the working days the placement ran in the period "
+        "(up to today); attended, the hours the host company reported present")
+    suppressed: bool = Field(
+        default=False, description="Some count from 1 to STATS_MIN_GROUP - 1 is given as null")
 
 
 @dataclass(frozen=True)

@@ -322,6 +322,12 @@ async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
     await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
     await conn.execute("UPDATE notes SET sealed = NULL WHERE participant_id = $1", participant_id)
     await conn.execute(
+        "UPDATE plan_versions SET sealed = NULL WHERE plan_id IN "
+        "(SELECT id FROM plans WHERE participant_id = $1)", participant_id)
+    await conn.execute(
+        "UPDATE plan_reviews SET sealed = NULL WHERE plan_id IN "
+        "(SELECT id FROM plans WHERE participant_id = $1)", participant_id)
+    await conn.execute(
         "UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL "
         "WHERE id = $1", participant_id)
 
