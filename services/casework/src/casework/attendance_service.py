@@ -119,10 +119,10 @@ class AttendanceCases(Casework):
             p = await self._placement(uow.conn, placement_id, who, share_lock=True)
             if p.company_id != company:
                 raise not_found("placement")
-            previous = await ast.attendance_on(uow.conn, p, day)
-            reported = report(p, day, body, swedish_date(now), who.sub, now, previous)
             month = Month.of(day)
             await ast.lock_month(uow.conn, p.company_id, p.municipality_code, month)
+            previous = await ast.attendance_on(uow.conn, p, day)
+            reported = report(p, day, body, swedish_date(now), who.sub, now, previous)
             closed_by = await ast.current_statement(uow.conn, p.company_id,
                                                     p.municipality_code, month)
             if closed_by is not None:
