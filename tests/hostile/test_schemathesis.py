@@ -67,8 +67,8 @@ async def test_casework_survives_generated_requests(
     postgres_url: str, broker_url: str, tmp_path: Path
 ) -> None:
     migrations = ROOT / "services" / "casework" / "migrations"
-    caller = token(["case_worker", "analyst", "auditor"], sub="fuzzer",
-                   municipality_code="0180")
+    caller = token(["case_worker", "analyst", "auditor", "company_rep"], sub="fuzzer",
+                   municipality_code="0180", company_id="00000000-0000-4000-8000-000000000001")
     async with fresh_database(postgres_url, "casework_fuzz", migrations) as dsn:
         env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url,
                "CASEWORK_DATA_KEY": "ZnV6ei1rZXktZnV6ei1rZXktZnV6ei1rZXktZnV6eiE=",

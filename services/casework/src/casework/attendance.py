@@ -16,7 +16,7 @@ from itertools import accumulate
 from typing import Annotated, Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from asf_kit.rules import RuleError
 from casework.inputs import CaseDate, PlacementKind, _In
@@ -34,7 +34,13 @@ the company and the municipality and must not carry anything about a person."""
 
 # --- what callers send ------------------------------------------------------------------
 
-Hours = Annotated[float, Field(ge=0, le=24, description="Hours present that day, 0 to 24")]
+def _hundredths(value: float) -> float:
+    """Hours and kronor are kept to two decimals (hundredths of an hour, öre)."""
+    return round(value, 2)
+
+
+Hours = Annotated[float, Field(ge=0, le=24, description="Hours present that day, 0 to 24"),
+                  AfterValidator(_hundredths)]
 
 
 class AttendanceIn(_In):
@@ -62,7 +68,8 @@ class RateIn(_In):
         default=None, pattern=r"^\d{4}$", description="The caller's municipality by default")
     kind: PlacementKind
     unit: RateUnit = Field(description="Paid per day present or per hour present")
-    amount_sek: float = Field(gt=0, le=100_000, description="SEK per day or per hour")
+    amount_sek: Annotated[float, Field(ge=0.01, le=100_000, description="SEK per day or hour"),
+                          AfterValidator(_hundredths)]
     valid_from: CaseDate
 
 

@@ -32,9 +32,6 @@ from casework.statements import Statement, StatementSummary, StatementView, stat
 
 router = APIRouter()
 
-MAX_RANGE_DAYS = 366
-
-
 def _attendance(request: Request) -> AttendanceCases:
     casework = request.app.state.casework
     assert isinstance(casework, AttendanceCases)
@@ -104,13 +101,6 @@ async def attendance(
 ) -> AttendancePage:
     """The days reported for a placement, oldest first, with the months already closed.
     The placement's company rep and its municipality's case workers; at most 366 days."""
-    if from_ is not None and to is not None:
-        if to < from_:
-            raise invalid("to", "cannot be before from")
-        if (to - from_).days >= MAX_RANGE_DAYS:
-            raise invalid("to", f"at most {MAX_RANGE_DAYS} days after from")
-    elif from_ is not None:
-        to = min(from_ + dt.timedelta(days=MAX_RANGE_DAYS - 1), dt.date.max)
     return await service.attendance(placement_id, who, from_, to)
 
 

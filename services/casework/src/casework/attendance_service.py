@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from asf_kit.auth import Principal, Role
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem, forbidden, not_found
+from asf_kit.problems import invalid as asf_invalid
 from casework import attendance_store as ast
 from casework import store
 from casework.attendance import (
@@ -49,6 +50,9 @@ from casework.workdays import Month, first_working_day, swedish_date
 
 log = get_logger(__name__)
 
+MAX_RANGE_DAYS = 366
+"""The longest period of attendance read at once."""
+
 
 def company_of(who: Principal) -> UUID:
     """The company a rep represents; 403 when the token names none."""
@@ -62,6 +66,18 @@ def _sees(who: Principal, company_id: UUID, municipality_code: str) -> bool:
     municipality's."""
     return ((who.has(Role.COMPANY_REP) and who.company_id == company_id)
             or (who.has(Role.CASE_WORKER) and who.municipality_code == municipality_code))
+
+
+def _period(start: dt.date | None, end: dt.date | None, today: dt.date
+            ) -> tuple[dt.date, dt.date]:
+    """From `start` (the first of `end`'s month) to `end` (today): at most MAX_RANGE_DAYS."""
+    last = end or today
+    first = start or Month.of(last).first
+    if last < first:
+        raise asf_invalid("to" if end else "from", "the period ends before it starts")
+    if (last - first).days >= MAX_RANGE_DAYS:
+        raise asf_invalid("to" if end else "from", f"a period is at most {MAX_RANGE_DAYS} days")
+    return first, last
 
 
 class AttendanceCases(Casework):
@@ -134,13 +150,12 @@ class AttendanceCases(Casework):
     async def attendance(self, placement_id: UUID, who: Principal, start: dt.date | None,
                          end: dt.date | None) -> AttendancePage:
         """The days reported from `start` to `end` (the month so far by default)."""
-        end = end or swedish_date(self.now())
-        start = start or Month.of(end).first
+        period = _period(start, end, swedish_date(self.now()))
         async with self._work() as uow:
             p = await self._placement(uow.conn, placement_id, who)
-            days = await ast.attendance_between(uow.conn, p, start, end)
+            days = await ast.attendance_between(uow.conn, p, *period)
             closed = await ast.closed_months(uow.conn, p.company_id, p.municipality_code,
-                                             start, end)
+                                             *period)
             people = await ast.sealed_people(uow.conn, [p.participant_id])
             await store.log_access(uow.conn, [p.participant_id], who.sub, "attendance_read")
         return AttendancePage(items=days, placement=self._rep_view(
