@@ -64,8 +64,9 @@ def company_of(who: Principal) -> UUID:
 def _sees(who: Principal, company_id: UUID, municipality_code: str) -> bool:
     """A rep sees their company's placements and statements, a case worker their
     municipality's."""
-    return ((who.has(Role.COMPANY_REP) and who.company_id == company_id)
-            or (who.has(Role.CASE_WORKER) and who.municipality_code == municipality_code))
+    if who.has(Role.CASE_WORKER) and scope_of(who) == municipality_code:
+        return True
+    return who.has(Role.COMPANY_REP) and company_of(who) == company_id
 
 
 def _period(start: dt.date | None, end: dt.date | None, today: dt.date
