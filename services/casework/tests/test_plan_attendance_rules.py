@@ -396,11 +396,11 @@ def test_the_statement_as_csv() -> None:
 
 def test_share_of_planned_hours_attended_and_small_groups_suppressed() -> None:
     june_from, june_to = date(2026, 6, 1), date(2026, 6, 30)  # 21 working days (midsommarafton)
-    rows = [PlacementHours("work_training", date(2026, 5, 1), None, 20, 42.0)
+    rows = [PlacementHours("work_training", "0180", date(2026, 5, 1), None, 20, 42.0)
             for _ in range(5)]
-    rows += [PlacementHours("internship", date(2026, 6, 1), date(2026, 6, 5), 10, 8.0)
+    rows += [PlacementHours("internship", "0180", date(2026, 6, 1), date(2026, 6, 5), 10, 8.0)
              for _ in range(2)]
-    rows.append(PlacementHours("daily_activity", date(2026, 7, 1), None, 10, 0.0))  # after
+    rows.append(PlacementHours("daily_activity", "0180", date(2026, 7, 1), None, 10, 0.0))
     shares, suppressed = attendance_shares(rows, june_from, june_to, TODAY, min_group=5)
     by_kind = {s.kind: s for s in shares}
     wt = by_kind["work_training"]
@@ -408,10 +408,36 @@ def test_share_of_planned_hours_attended_and_small_groups_suppressed() -> None:
     assert wt.share_attended == 0.5
     assert suppressed and by_kind["internship"].placements is None
     assert by_kind["internship"].share_attended is None
-    assert by_kind["daily_activity"].placements == 0
+    assert by_kind["daily_activity"].placements == 0  # it started after: nobody to single out
     assert by_kind["daily_activity"].share_attended is None
     _, none_suppressed = attendance_shares(rows[:5], june_from, june_to, TODAY, min_group=5)
     assert not none_suppressed
     # without a period: from each start up to today
     shares, _ = attendance_shares(rows[:1], None, None, date(2026, 5, 8), min_group=1)
     assert shares[0].planned_hours == 20.0  # 2026-05-01 is första maj: 5 working days
+
+
+def test_overlapping_periods_do_not_give_away_a_small_group_by_subtraction() -> None:
+    # five ran in April and May; two more only in June. April-June has seven, but April-May
+    # (five, shown) subtracted from it would give the two of June: so it is withheld.
+    rows = [PlacementHours("work_training", "0180", date(2026, 4, 1), date(2026, 5, 29), 20, 1)
+            for _ in range(5)]
+    late = [PlacementHours("work_training", "0180", date(2026, 6, 1), None, 20, 1)
+            for _ in range(2)]
+    spring = (date(2026, 4, 1), date(2026, 6, 30))
+    shares, suppressed = attendance_shares(rows + late, *spring, TODAY, min_group=5)
+    assert suppressed and shares[0].placements is None
+    shares, suppressed = attendance_shares(rows + late, date(2026, 4, 1), date(2026, 5, 31),
+                                           TODAY, min_group=5)
+    assert not suppressed and shares[0].placements == 5
+    # over all municipalities: a municipality withheld on its own is not given away by the
+    # total minus the others
+    rows = [PlacementHours("work_training", "0180", date(2026, 4, 1), None, 20, 1)
+            for _ in range(5)]
+    elsewhere = [PlacementHours("work_training", "1480", date(2026, 4, 1), None, 20, 1)
+                 for _ in range(2)]
+    shares, suppressed = attendance_shares(rows + elsewhere, *spring, TODAY, min_group=5)
+    assert not suppressed and shares[0].placements == 7
+    shares, suppressed = attendance_shares(rows + elsewhere, *spring, TODAY, min_group=5,
+                                           all_municipalities=True)
+    assert suppressed and shares[0].placements is None

@@ -270,6 +270,7 @@ class PlacementHours:
     """One placement in a period: what was planned and the hours reported present."""
 
     kind: str
+    municipality_code: str
     start: dt.date
     ended_on: dt.date | None
     hours_per_week: float
@@ -286,38 +287,85 @@ class AttendanceShare(BaseModel):
     share_attended: float | None = Field(description="hours_present / planned_hours")
 
 
+@dataclass(frozen=True)
+class _Span:
+    """The working days a placement ran in the period, and its months there (indexes)."""
+
+    row: PlacementHours
+    working_days: int
+    first_month: int
+    last_month: int
+
+
 def attendance_shares(rows: list[PlacementHours], start: dt.date | None, end: dt.date | None,
-                      today: dt.date, min_group: int) -> tuple[list[AttendanceShare], bool]:
-    """Per kind of placement: planned hours (working days from the placement's start, or the
-    period's, to its end, the period's or today) and hours present; `True` when a count was
-    suppressed (1 to `min_group` - 1 placements: every figure of that kind is null)."""
+                      today: dt.date, min_group: int, *, all_municipalities: bool = False
+                      ) -> tuple[list[AttendanceShare], bool]:
+    """Per kind of placement: the hours planned (the weekly hours over the working days the
+    placement ran in the period, up to today) and the hours reported present; and whether
+    a figure was withheld.
+
+    The same rule as every outcome figure (`casework.outcomes`): a kind's figures are null
+    when its placements number 1 to `min_group` - 1, or would in a shorter period sharing
+    the period's first or last month (two overlapping periods would otherwise give a small
+    group's hours by subtraction), or, over all municipalities, when the municipalities
+    withheld add up to such a group.
+    """
     last = min(end, today) if end is not None else today
-    spans = [(max(r.start, start) if start else r.start,
-              min(r.ended_on, last) if r.ended_on else last, r) for r in rows]
-    spans = [s for s in spans if s[0] <= s[1]]
-    first = min((s[0] for s in spans), default=last)
-    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    first = start if start is not None else min((r.start for r in rows), default=last)
+    days = [first + dt.timedelta(days=i) for i in range(max((last - first).days + 1, 0))]
     # working days up to and including each day, so each placement costs one subtraction
     through = list(accumulate(1 if is_working_day(d) else 0 for d in days))
+    months = sorted({Month.of(d) for d in days})
+    index = {m: i for i, m in enumerate(months)}
 
-    def working_days(a: dt.date, b: dt.date) -> int:
+    def span(r: PlacementHours) -> _Span | None:
+        a, b = max(r.start, first), min(r.ended_on, last) if r.ended_on else last
+        if a > b:
+            return None
         i, j = (a - first).days, (b - first).days
-        return through[j] - (through[i - 1] if i > 0 else 0)
+        n = through[j] - (through[i - 1] if i > 0 else 0)
+        if n == 0:
+            return None
+        while not is_working_day(a):
+            a += dt.timedelta(days=1)
+        while not is_working_day(b):
+            b -= dt.timedelta(days=1)
+        return _Span(r, n, index[Month.of(a)], index[Month.of(b)])
 
+    spans = [x for x in (span(r) for r in rows) if x is not None]
     shares, suppressed = [], False
     for kind in PLACEMENT_KINDS:
-        mine = [(a, b, r) for a, b, r in spans if r.kind == kind]
-        planned = sum(working_days(a, b) * r.hours_per_week / 5 for a, b, r in mine)
-        counted = [(a, b, r) for a, b, r in mine if working_days(a, b) > 0]
-        n = len(counted)
-        if 0 < n < min_group:
+        mine = [x for x in spans if x.row.kind == kind]
+        withheld = _withheld(mine, len(months), min_group)
+        if not withheld and all_municipalities:
+            hidden = 0
+            for municipality in {x.row.municipality_code for x in mine}:
+                theirs = [x for x in mine if x.row.municipality_code == municipality]
+                if _withheld(theirs, len(months), min_group):
+                    hidden += len(theirs)
+            withheld = 0 < hidden < min_group
+        if withheld:
             suppressed = True
             shares.append(AttendanceShare(kind=kind, placements=None, planned_hours=None,
                                           hours_present=None, share_attended=None))
             continue
-        present = sum(r.hours_present for _, _, r in counted)
+        planned = sum(x.working_days * x.row.hours_per_week / 5 for x in mine)
+        present = sum(x.row.hours_present for x in mine)
         shares.append(AttendanceShare(
-            kind=kind, placements=n, planned_hours=round(planned, 2),
+            kind=kind, placements=len(mine), planned_hours=round(planned, 2),
             hours_present=round(present, 2),
             share_attended=round(present / planned, 4) if planned > 0 else None))
     return shares, suppressed
+
+
+def _withheld(spans: list[_Span], months: int, k: int) -> bool:
+    """The group is 1 to k - 1 placements, or would be over a shorter period sharing the
+    first or the last month."""
+    def small(n: int) -> bool:
+        return 0 < n < k
+
+    if small(len(spans)):
+        return True
+    return any(small(sum(1 for x in spans if x.first_month <= j))
+               or small(sum(1 for x in spans if x.last_month >= months - 1 - j))
+               for j in range(months - 1))

@@ -363,7 +363,8 @@ class AttendanceCases(Casework):
         last = min(end, today) if end is not None else today
         async with self.pool.acquire() as conn:
             rows = await ast.placement_hours(conn, municipality, start, last)
-        shares, suppressed = attendance_shares(rows, start, end, today, self.stats_min_group)
+        shares, suppressed = attendance_shares(rows, start, end, today, self.stats_min_group,
+                                               all_municipalities=municipality is None)
         return figures.model_copy(update={"attendance": shares,
                                           "suppressed": figures.suppressed or suppressed})
 

@@ -326,7 +326,7 @@ async def placement_hours(conn: Conn, municipality: str | None, start: dt.date |
     the hours reported present in that window."""
     rows = await conn.fetch(
         """
-        SELECT pl.kind, pl.start, pl.ended_on, pl.hours_per_week,
+        SELECT pl.kind, p.municipality_code, pl.start, pl.ended_on, pl.hours_per_week,
                coalesce((SELECT sum(a.hours_present) FROM attendance a
                          WHERE a.placement_id = pl.id AND a.day <= $3
                            AND ($2::date IS NULL OR a.day >= $2)), 0) AS present
@@ -335,6 +335,7 @@ async def placement_hours(conn: Conn, municipality: str | None, start: dt.date |
           AND pl.start <= $3 AND ($2::date IS NULL OR pl.ended_on IS NULL OR pl.ended_on >= $2)
         """,
         municipality, start, last)
-    return [PlacementHours(kind=r["kind"], start=r["start"], ended_on=r["ended_on"],
+    return [PlacementHours(kind=r["kind"], municipality_code=r["municipality_code"],
+                           start=r["start"], ended_on=r["ended_on"],
                            hours_per_week=r["hours_per_week"],
                            hours_present=float(r["present"])) for r in rows]
