@@ -241,7 +241,8 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     queues = ServiceQueues(service=namespace + "casework")
     settings = CaseworkSettings(**{
-        "database_url": dsn, "broker_url": broker_url, "jwt_secret": "x" * 40,
+        "app_env": "development", "database_url": dsn, "broker_url": broker_url,
+        "jwt_secret": "x" * 40,
         "queue_namespace": namespace, "casework_data_key": DATA_KEY,
         "follow_up_sweep_interval": 0, "log_level": "INFO", **(settings_overrides or {})})
     bodies = [deregistered(c, i) for i, c in enumerate(companies)]

@@ -225,7 +225,8 @@ class ServiceProc:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "LOG_FORMAT": "json",
+        self.env = {**os.environ, "APP_ENV": "development", "JWT_SECRET": JWT_TEST_SECRET,
+                    "LOG_FORMAT": "json",
                     "LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port), **env}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None

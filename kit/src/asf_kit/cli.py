@@ -14,7 +14,7 @@ from asf_contracts.topology import ServiceQueues
 from asf_kit.auth import Role, mint_token
 from asf_kit.db import ensure_database, migrate
 from asf_kit.logging import configure
-from asf_kit.settings import ServiceSettings
+from asf_kit.settings import ServiceSettings, UnsafeForProduction
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -106,6 +106,11 @@ def main(
     if args.command == "dlq":
         return _run_dlq(settings, prog, args)
     if args.command == "serve":
+        try:
+            settings.require_safe_for_production()
+        except UnsafeForProduction as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
         if args.migrate:
             _run_migrate(settings, migrations)
         import uvicorn

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -32,6 +33,10 @@ from asf_kit.auth import mint_token
 from asf_kit.db import migrate
 
 JWT_TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"  # noqa: S105
+
+# The tests run in development (SPEC 2): every settings object they build and every service
+# process they start. A test of production sets `app_env="production"` itself.
+os.environ["APP_ENV"] = "development"
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -223,7 +228,8 @@ async def service_process(
     import sys
 
     port = free_port()
-    full_env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "LOG_FORMAT": "json",
+    full_env = {**os.environ, "APP_ENV": "development", "JWT_SECRET": JWT_TEST_SECRET,
+                "LOG_FORMAT": "json",
                 "HOST": "127.0.0.1", "PORT": str(port), **env}
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603, ASYNC220
@@ -321,3 +327,92 @@ def captured_logs(service: str = "test") -> Iterator[list[str]]:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         structlog.reset_defaults()
+
+
+# --- identity provider: keys, tokens and a JWKS over HTTP ----------------------------------
+
+
+class SigningKey:
+    """An ES256 key pair made by the test, with the tokens it signs and its public JWK."""
+
+    def __init__(self, kid: str | None = None) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.kid = kid or f"k-{uuid.uuid4().hex[:8]}"
+        self.private = ec.generate_private_key(ec.SECP256R1())
+
+    def jwk(self) -> dict[str, Any]:
+        import jwt
+
+        public: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(
+            self.private.public_key()))
+        public.update(kid=self.kid, use="sig", alg="ES256")
+        return public
+
+    def token(self, sub: str = "user-1", roles: list[str] | str = "analyst", *,
+              lifetime: float = 3600, kid: str | None = None, **claims: Any) -> str:
+        """A signed token; `claims` override or add (`iat=None` leaves `iat` out)."""
+        import time
+
+        import jwt
+
+        now = int(time.time())
+        body: dict[str, Any] = {"sub": sub, "roles": [roles] if isinstance(roles, str)
+                                else roles, "iat": now, "exp": now + int(lifetime)}
+        body.update(claims)
+        body = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode(body, self.private, algorithm="ES256",
+                          headers={"kid": kid or self.kid})
+
+    def jwks_file(self, folder: Path) -> Path:
+        path = folder / f"jwks-{self.kid}.json"
+        path.write_text(json.dumps({"keys": [self.jwk()]}), encoding="utf-8")
+        return path
+
+
+class JwksServer:
+    """A JWKS over real HTTP on a free port, in a thread of its own, so a slow answer here
+    is slow for the service and not for the test's event loop. `delay` slows every answer;
+    `down()` closes the port."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        import http.server
+        import threading
+
+        self.keys = list(keys)
+        self.delay = 0.0
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                import time
+
+                server.requests += 1
+                time.sleep(server.delay)
+                body = json.dumps({"keys": [k.jwk() for k in server.keys]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/.well-known/jwks.json"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                        daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> JwksServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.down()
