@@ -50,20 +50,23 @@ def _candidates(line: str) -> set[str]:
     return {v for v in found if len(v) >= MIN_LENGTH}
 
 
-def scan() -> set[str]:
-    """The SHA-256 of every secret-like value in the repository."""
-    values: set[str] = set()
+def scan() -> dict[str, str]:
+    """The SHA-256 of every secret-like value in the repository, with where it was first
+    seen (`path:line`)."""
+    found: dict[str, str] = {}
     for path in _files():
         try:
             text = path.read_text(encoding="utf-8")
         except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
             continue
         previous = ""
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             if _NAMES.search(line) or _NAMES.search(previous):
-                values |= _candidates(line)
+                for value in _candidates(line):
+                    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()
+                    found.setdefault(digest, f"{path.relative_to(ROOT)}:{number}")
             previous = line
-    return {hashlib.sha256(v.encode("utf-8")).hexdigest() for v in values}
+    return found
 
 
 def render(fingerprints: set[str]) -> str:
@@ -88,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = scan()
     if args.check:
-        missing = found - current()
+        missing = sorted(found[f] for f in set(found) - current())
         if missing:
             print(f"{len(missing)} secret-like values in the repository are not in "
-                  f"{TARGET.relative_to(ROOT)}; run: uv run python deploy/known_secrets.py",
-                  file=sys.stderr)
+                  f"{TARGET.relative_to(ROOT)} (at {', '.join(missing)}); "
+                  "run: uv run python deploy/known_secrets.py", file=sys.stderr)
             return 1
         return 0
-    TARGET.write_text(render(found), encoding="utf-8")
+    TARGET.write_text(render(set(found)), encoding="utf-8")
     print(f"{len(found)} values fingerprinted into {TARGET.relative_to(ROOT)}")
     return 0
 

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -32,6 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem
+from asf_kit.roles import Role as Role
 from asf_kit.settings import ServiceSettings
 from asf_kit.worker import Worker
 
@@ -42,14 +42,6 @@ ASYMMETRIC = ["RS256", "ES256"]
 MISS_REFRESH_INTERVAL = 30.0
 """Seconds between two fetches caused by unknown key ids (a flood of forged kids must not
 become a flood of requests to the identity provider)."""
-
-
-class Role(StrEnum):
-    CASE_WORKER = "case_worker"
-    REGISTRY_OFFICER = "registry_officer"
-    COMPANY_REP = "company_rep"
-    ANALYST = "analyst"
-    AUDITOR = "auditor"
 
 
 _MUNICIPALITY = re.compile(r"^\d{4}$")
