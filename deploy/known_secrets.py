@@ -5,7 +5,8 @@ development JWT secret of `make run`, the tests' secrets and keys, compose defau
 examples in the README. Rather than a hand list that goes stale, this scans every file of
 the repository (tracked or new, not ignored) for values of 32 characters or more on a line
 that names a secret, key, password or token (or on the line after one, as YAML writes
-`name:` then `value:`), and writes their SHA-256 to `kit/src/asf_kit/known_secrets.py`.
+`name:` then `value:`), leaving out what is plainly code (names of functions, tests and files,
+attribute paths), and writes their SHA-256 to `kit/src/asf_kit/known_secrets.py`.
 
     uv run python deploy/known_secrets.py           # rewrite the list
     uv run python deploy/known_secrets.py --check   # exit 1 when a value is not listed
@@ -28,10 +29,18 @@ TARGET = ROOT / "kit" / "src" / "asf_kit" / "known_secrets.py"
 SKIP = {"uv.lock", str(TARGET.relative_to(ROOT))}
 MIN_LENGTH = 32  # shorter values are refused for their length anyway
 
-_NAMES = re.compile(r"secret|passw|token|[_ -]key\b|\bkey[_ =:]|credential|api.?key", re.I)
-_TOKEN = re.compile(r"[A-Za-z0-9+/=_.~-]{32,}")
-_QUOTED = re.compile(r"(['\"])([^'\"\n]{32,})\1")
-_ASSIGN = re.compile(r"=(?!=*$)")  # an `=` that is not base64 padding at the end
+_NAMES = re.compile(r"secret|passw|token|(?<!routing)[_ -]key\b|\bkey[_ =:]|credential", re.I)
+_TOKEN = re.compile(r"[^\s'\"`,;(){}\[\]<>|]{32,}")
+_CODE = re.compile(r"\s*(async def|def|class) ")  # a name in code, not a value
+_NOT_A_VALUE = re.compile(
+    r"[A-Za-z_]+(\.[A-Za-z_]+)+"  # an attribute path
+    r"|[A-Za-z_]\w*=[A-Za-z_][\w.]*"  # a keyword argument bound to a name
+    r"|[\w/.:-]*test_\w+"  # a test's name or node id
+    r"|[\w.+-]+@[\w-]+(\.[\w-]+)+"  # an email address
+    r"|[\w/.-]+\.(py|md|json|yaml|toml)"  # a file
+    r"|-+"
+)
+_ASSIGN = re.compile(r":-?|=(?!=*$)")  # `:`, `:-` or an `=` that is not base64 padding
 
 
 def _files() -> list[Path]:
@@ -43,11 +52,13 @@ def _files() -> list[Path]:
 
 
 def _candidates(line: str) -> set[str]:
-    found = {m.group(2).strip() for m in _QUOTED.finditer(line)}
+    if _CODE.match(line):
+        return set()
+    found: set[str] = set()
     for token in _TOKEN.findall(line):
         for part in [token, *_ASSIGN.split(token)]:
-            found.update({part, part.strip("-_.~")})
-    return {v for v in found if len(v) >= MIN_LENGTH}
+            found.update({part, part.strip("-_.~$")})
+    return {v for v in found if len(v) >= MIN_LENGTH and not _NOT_A_VALUE.fullmatch(v)}
 
 
 def scan() -> dict[str, str]:
