@@ -18,7 +18,7 @@ from asf_kit import auth
 from asf_kit.auth import INVALID_TOKEN, Principal, TokenVerifier
 from asf_kit.problems import Problem
 from asf_kit.settings import ServiceSettings
-from asf_kit.testing import JWT_TEST_SECRET, JwksServer, SigningKey
+from asf_testing import JWT_TEST_SECRET, JwksServer, SigningKey
 
 ISSUER = "https://idp.test.example"
 AUDIENCE = "asf-samverkan"

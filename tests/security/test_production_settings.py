@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from asf_kit.settings import ServiceSettings
-from asf_kit.testing import JWT_TEST_SECRET, SigningKey
+from asf_testing import JWT_TEST_SECRET, SigningKey
 from casework.settings import CaseworkSettings
 from notifications.settings import NotificationsSettings
 from registry.settings import RegistrySettings

@@ -29,7 +29,7 @@ from asf_contracts import EXCHANGE, Envelope
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
 from asf_kit.auth import INVALID_TOKEN, mint_token
-from asf_kit.testing import (
+from asf_testing import (
     JWT_TEST_SECRET,
     JwksServer,
     ServiceProcess,

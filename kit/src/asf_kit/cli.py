@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from asf_kit.logging import configure
 from asf_kit.roles import Role
 from asf_kit.settings import ServiceSettings, UnsafeForProduction
 
@@ -103,6 +102,14 @@ def main(
         configure_parser(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     settings = settings_factory()
+    if args.command == "serve":
+        try:
+            settings.require_safe_for_production()
+        except UnsafeForProduction as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
+    from asf_kit.logging import configure
+
     configure(prog, version, settings.log_level, settings.log_format)
 
     if args.command == "migrate":
@@ -112,11 +119,6 @@ def main(
     if args.command == "dlq":
         return _run_dlq(settings, prog, args)
     if args.command == "serve":
-        try:
-            settings.require_safe_for_production()
-        except UnsafeForProduction as e:
-            print(f"{prog}: {e}", file=sys.stderr)
-            return 2
         if args.migrate:
             _run_migrate(settings, migrations)
         import uvicorn

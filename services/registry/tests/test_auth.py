@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from asf_kit.auth import TokenVerifier, mint_token
 from asf_kit.problems import Problem
 from asf_kit.settings import ServiceSettings
-from asf_kit.testing import JWT_TEST_SECRET
+from asf_testing import JWT_TEST_SECRET
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from importlib.metadata import version as _dist_version
 from pathlib import Path
 
 from asf_kit import cli
-from asf_kit.db import create_pool
 from notifications.settings import NotificationsSettings
 
 VERSION = _dist_version("asf-notifications")  # not from `app`: serve checks settings first
@@ -57,6 +56,7 @@ def _configure_mail(p: argparse.ArgumentParser) -> None:
 
 
 def _digest(args: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
     from notifications import domain, service
 
     s = NotificationsSettings()
@@ -82,6 +82,7 @@ def _configure_digest(p: argparse.ArgumentParser) -> None:
 
 
 def _seed_demo(_: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
     from notifications import service
 
     async def go() -> int:
