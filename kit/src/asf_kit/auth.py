@@ -14,6 +14,7 @@ Every refused token gets the same 401, `invalid or expired token`: what was wron
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -111,6 +112,14 @@ class JwksKeys(Worker):
     async def round(self) -> bool:
         await self.fetch()
         return False
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await super().stop(grace)
+        fetching, self._fetching = self._fetching, None
+        if fetching is not None and not fetching.done():
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fetching
 
     async def fetch(self) -> None:
         """One fetch at a time; callers arriving meanwhile share it."""
