@@ -18,7 +18,7 @@ import orjson
 import pytest
 from asgi_lifespan import LifespanManager
 
-from asf_kit.testing import auth, event_tap
+from asf_testing import auth, event_tap
 from casework.app import create_app
 from casework.workdays import Month, is_working_day
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from asf_kit.db import create_pool
-from asf_kit.testing import auth
+from asf_testing import auth
 from casework.app import build_service
 from casework.plan import sealing_purpose
 from casework.service import PERSONAL
