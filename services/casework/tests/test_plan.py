@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from asgi_lifespan import LifespanManager
 from cryptography.exceptions import InvalidTag
 
 from asf_kit.db import create_pool
 from asf_testing import auth
-from casework.app import build_service
+from casework.app import build_service, create_app
 from casework.plan import sealing_purpose
 from casework.service import PERSONAL
+from casework.workdays import swedish_date
 
 TODAY = date.today()
 AUDITOR = auth("auditor", sub="auditor-plan")
@@ -282,3 +284,26 @@ async def test_each_review_date_is_announced_once_however_many_sweeps_run(
                                  headers=headers)).json()["items"]
     assert [i["details"] for i in timeline if i["kind"] == "plan_review_due"] == [
         {"review_date": day.isoformat()}]
+
+
+async def test_the_service_sweeps_plan_reviews_by_itself(
+    env: Any, client: Any, refer: Any, case_worker: Any,
+) -> None:
+    headers = case_worker("0180")
+    pid = (await refer(headers))["id"]
+    today = swedish_date(datetime.now(UTC))
+    plan = await write(client, pid, headers, next_review_date=today.isoformat())
+    assert plan["review_due"] is True
+    # a replica whose sweep runs every 0.2 s (the session's app sweeps only when told)
+    replica = create_app(env.settings.model_copy(update={"plan_review_sweep_interval": 0.2}))
+    async with LifespanManager(replica):
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            async with env.pool.acquire() as conn:
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM plan_review_notices WHERE plan_id = $1",
+                    uuid.UUID(plan["id"]))
+            if n or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+    assert n == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version as _dist_version
@@ -15,6 +14,7 @@ from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
+from asf_kit.worker import Worker
 from casework import api, attendance_api, handlers, plan_api
 from casework.attendance_service import AttendanceCases
 from casework.crypto import Vault
@@ -54,37 +54,27 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     broadcaster = Broadcaster(settings.database_url)
     runtime.extra_checks["stream"] = _listening(broadcaster)
 
-    async def every(interval: float, what: str, sweep: Callable[[], Awaitable[Any]]) -> None:
-        """Run a sweep now and then (follow-ups, plan reviews, the month's statements); each
-        does its work exactly once however many replicas run it."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await sweep()
-            except Exception as e:  # the next round tries again
-                log.warning("sweep failed", sweep=what, error=str(e),
-                            error_type=type(e).__name__)
-
-    sweeps = {
-        "follow-up-sweep": (settings.follow_up_sweep_interval,
-                            lambda: casework.sweep_follow_ups(today())),
-        "plan-review-sweep": (settings.plan_review_sweep_interval,
-                              lambda: casework.sweep_plan_reviews(swedish_date(now()))),
-        "statement-sweep": (settings.statement_sweep_interval,
-                            lambda: casework.close_due_months(swedish_date(now()))),
-    }
+    sweeps = [
+        Sweep("follow-up-sweep", settings.follow_up_sweep_interval,
+              lambda: casework.sweep_follow_ups(today())),
+        Sweep("plan-review-sweep", settings.plan_review_sweep_interval,
+              lambda: casework.sweep_plan_reviews(swedish_date(now()))),
+        Sweep("statement-sweep", settings.statement_sweep_interval,
+              lambda: casework.close_due_months(swedish_date(now()))),
+    ]
+    sweeps = [sweep for sweep in sweeps if sweep.interval > 0]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
             await broadcaster.start()
-            for name, (interval, sweep) in sweeps.items():
-                if interval > 0:
-                    runtime.background.append(asyncio.create_task(
-                        every(interval, name, sweep), name=name))
+            for sweep in sweeps:
+                await sweep.start()
             yield
         finally:
+            for sweep in sweeps:
+                await sweep.stop()
             await broadcaster.stop()
             await runtime.stop()
 
@@ -105,6 +95,20 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.include_router(plan_api.router)
     app.include_router(attendance_api.router)
     return app
+
+
+class Sweep(Worker):
+    """A sweep run every `interval` seconds: follow-ups, plan reviews or the month's
+    statements. Each does its work exactly once however many replicas run it."""
+
+    def __init__(self, name: str, interval: float, sweep: Callable[[], Awaitable[object]]
+                 ) -> None:
+        super().__init__(name, interval=interval, first_round_after=interval)
+        self._sweep = sweep
+
+    async def round(self) -> bool:
+        await self._sweep()
+        return False
 
 
 def _listening(broadcaster: Broadcaster) -> Callable[[], Awaitable[bool]]:
