@@ -48,7 +48,8 @@ def notifications_settings(
     return NotificationsSettings(
         database_url=notifications_db, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
         queue_namespace=unique_namespace(), smtp_host="127.0.0.1", smtp_port=smtp.port,
-        smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0, max_attempts=50,
+        smtp_tls="none", smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0,
+        max_attempts=50,
         sweeper_interval=0.5, sending_timeout_seconds=5, digest_enabled=False,
         frontend_base_url=FRONTEND, log_format="json",
     )
