@@ -90,7 +90,7 @@ def _settings(name: str, dsn: str, broker_url: str, smtp_port: int) -> ServiceSe
     from notifications.settings import NotificationsSettings
 
     return NotificationsSettings(**common, smtp_host="127.0.0.1", smtp_port=smtp_port,
-                                 smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0,
+                                 smtp_tls="none", smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0,
                                  sweeper_interval=0.5, digest_enabled=False)
 
 
