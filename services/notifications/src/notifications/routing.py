@@ -4,8 +4,8 @@ An event becomes `EventFacts`: which municipality, companies, case workers and s
 concerns, which participants it refers to, and the only values a template may print. Each
 subscription turns the facts into an `Audience` that the store resolves to contacts, and
 `EventFacts.context_for(contact)` says what that contact may read. The rule it keeps: a
-recipient only ever gets references to participants of their own municipality (or, for a
-company's contacts, to the placements at their own company).
+recipient only ever gets references to participants of their own municipality; a company's
+contacts only to the placements at their own company.
 """
 
 from __future__ import annotations
@@ -66,10 +66,13 @@ class ParticipantRef:
     """What a listing template prints for it (reference and link)."""
 
     def visible_to(self, who: Recipient) -> bool:
-        if who.municipality_code is not None and who.municipality_code == self.municipality_code:
-            return True
-        return (who.role == COMPANY_CONTACT and self.host_company_id is not None
-                and who.company_id == self.host_company_id)
+        """A company's contact sees the placements at their own company; a submitter none;
+        anyone else the participants of their own municipality."""
+        if who.role == COMPANY_CONTACT:
+            return self.host_company_id is not None and who.company_id == self.host_company_id
+        if who.role == SUBMITTER:
+            return False
+        return who.municipality_code is not None and who.municipality_code == self.municipality_code
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,10 @@ class EventFacts:
 
     def why_not_for(self, who: Recipient) -> str:
         """Why `context_for(who)` is None, without naming anybody."""
+        if who.role == COMPANY_CONTACT:
+            return "the event refers to participants placed at other companies than the contact's"
         where = who.municipality_code or "no municipality"
-        return (f"the event refers only to participants of other municipalities than the "
+        return (f"the event refers to participants of other municipalities than the "
                 f"contact's ({where})")
 
 

@@ -121,6 +121,11 @@ class Mailer:
                 await smtp.quit()
         smtp.close()
 
+    async def _forget_if_closed(self, smtp: aiosmtplib.SMTP) -> None:
+        """After a refusal the connection stays, unless the server closed it (421)."""
+        if not smtp.is_connected:
+            await self._close(polite=False)
+
     async def send(self, msg: EmailMessage) -> tuple[Outcome, str | None]:
         """Send one email on the batch's connection; the outcome and, unless sent, why."""
         if self._gave_up is not None:
@@ -135,10 +140,10 @@ class Mailer:
         except aiosmtplib.SMTPRecipientsRefused as e:
             first = e.recipients[0] if e.recipients else None
             code = first.code if first else None
+            await self._forget_if_closed(smtp)
             return domain.outcome_for_code(code), f"{code} {first.message if first else e}"[:1000]
         except aiosmtplib.SMTPResponseException as e:
-            if not smtp.is_connected:  # e.g. 421: the server closed the connection
-                await self._close(polite=False)
+            await self._forget_if_closed(smtp)
             return domain.outcome_for_code(e.code), f"{e.code} {e.message}"[:1000]
         except (aiosmtplib.SMTPTimeoutError, TimeoutError) as e:
             self._gave_up = f"the SMTP server stopped answering: {_reason(e)}"

@@ -12,6 +12,7 @@ test that runs this service beside the others:
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
@@ -68,7 +69,8 @@ class Recorder:
         if address in self.tempfail:
             return "451 4.3.0 try again later"
         if address in self.disconnect:
-            server.transport.close()
+            # Closed once the reply is written (a transport flushes what it holds first).
+            asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.3.2 closing the connection"
         envelope.rcpt_tos.append(address)
         return "250 OK"
