@@ -203,3 +203,21 @@ async def test_versions_page_newest_first(
     r = await client.get("/templates/contract_awarded_company/versions",
                          params={"cursor": "bm9wZQ"}, headers=analyst)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_a_template_that_would_not_finish_or_grows_too_big_is_refused(
+    client: httpx.AsyncClient, analyst: dict[str, str]
+) -> None:
+    body = texts("Loop")
+    body["sv"]["text"] = ("{% for a in range(99999) %}{% for b in range(99999) %}"
+                          "{% endfor %}{% endfor %}")
+    r = await client.post(f"/templates/{NAME}/versions", json=body, headers=analyst)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert (error["field"], error["line"]) == ("sv.text", 1)
+    assert "still rendering after" in error["message"]
+    body = texts("Big")
+    body["en"]["html"] = "{% for a in range(9999) %}{{ 'x' * 9999 }}{% endfor %}"
+    r = await client.post(f"/templates/{NAME}/versions", json=body, headers=analyst)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "en.html"
+    assert "grows beyond" in r.json()["errors"][0]["message"]

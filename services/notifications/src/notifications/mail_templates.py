@@ -10,9 +10,13 @@ sample data, and when it does not the error names the locale, the part and the l
 from __future__ import annotations
 
 import operator
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
@@ -97,6 +101,8 @@ def pick_locale(available: dict[str, Template], wanted: str) -> Template | None:
 
 _MAX_REPEAT = 10_000
 _MAX_EXPONENT = 100
+MAX_OUTPUT = 1_000_000
+"""Characters one rendered part may have."""
 
 
 class _Sandbox(SandboxedEnvironment):
@@ -156,7 +162,14 @@ def _template_line(tb: TracebackType | None) -> int | None:
 def render_part(locale: str, part: Part, source: str, context: dict[str, Any]) -> str:
     """Render one part, or raise `RenderError` naming the locale, the part and the line."""
     try:
-        return _env(part).from_string(source).render(context)
+        out: list[str] = []
+        size = 0
+        for chunk in _env(part).from_string(source).generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise SecurityError(f"the {part} grows beyond {MAX_OUTPUT} characters")
+            out.append(chunk)
+        return "".join(out)
     except TemplateSyntaxError as e:
         raise RenderError(TemplateFault(locale, part, e.lineno, e.message or str(e))) from e
     except Exception as e:  # anything a template can do wrong: undefined, unsafe, 1/0 ...
@@ -188,14 +201,47 @@ def render(t: Template, context: dict[str, Any]) -> Rendered:
     return Rendered(subject=" ".join(subject.split())[:300], text=text, html=html)
 
 
-def render_faults(texts: dict[str, TemplateText], context: dict[str, Any]
-                  ) -> list[TemplateFault]:
-    """Every part of every locale that does not render with `context` (empty: all do)."""
+class TooSlow(SecurityError):
+    """A template kept rendering past its time limit."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Stop a template that runs longer than `seconds`, on the line it has reached: a trace
+    function in this thread, on the template's own frames only, raises there once the
+    deadline has passed (so even an empty loop of loops ends)."""
+    deadline = time.monotonic() + seconds
+
+    def on_line(frame: FrameType, event: str, arg: Any) -> Any:
+        if time.monotonic() > deadline:
+            raise TooSlow(f"still rendering after {seconds:g} s (a loop too long?)")
+        return on_line
+
+    def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+        return on_line if frame.f_code.co_filename == "<template>" else None
+
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+CHECK_SECONDS = 2.0
+"""How long checking one part of a new version may take."""
+
+
+def render_faults(texts: dict[str, TemplateText], context: dict[str, Any],
+                  seconds: float = CHECK_SECONDS) -> list[TemplateFault]:
+    """Every part of every locale that does not render with `context`, each within
+    `seconds` (empty: all do)."""
     faults = []
     for locale, t in texts.items():
         for part in PARTS:
             try:
-                render_part(locale, part, getattr(t, part), context)
+                with _time_limit(seconds):
+                    render_part(locale, part, getattr(t, part), context)
             except RenderError as e:
                 faults.append(e.fault)
     return faults

@@ -29,8 +29,6 @@ from notifications.domain import (
     Subscription,
 )
 
-RELATION_ROLES = frozenset({CASE_WORKER, COMPANY_CONTACT, SUBMITTER})
-
 
 class Recipient(Protocol):
     """What the scope rule needs to know about a contact."""

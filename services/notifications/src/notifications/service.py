@@ -9,6 +9,7 @@ inbox row), so an event's deliveries are stored exactly once; sending happens la
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from collections import defaultdict
 from collections.abc import Callable
@@ -344,7 +345,9 @@ class Notifications:
             if history is None or not self._known(name):
                 raise not_found("template")
             try:
-                version = history.add(body.texts(), sample)
+                # Off the event loop (each part stops itself after its time limit): a
+                # template is code an analyst wrote.
+                version = await asyncio.to_thread(history.add, body.texts(), sample)
             except TemplateDoesNotRender as e:
                 raise template_problem(name, e.faults) from None
             await store.insert_template_version(uow.conn, name, version, "analyst", by,
