@@ -87,6 +87,7 @@ async def test_a_version_that_does_not_render_is_refused_naming_locale_part_and_
     ({**texts("x"), "de": texts("x")["sv"]}, {"de"}),
     ({**texts("x"), "sv": {"subject": "s\u0000", "text": "t", "html": "h"}}, {"sv.subject"}),
     ({**texts("x"), "note": "n" * 1001}, {"note"}),
+    ({**texts("x"), "note": "a\u0000b"}, {"note"}),  # found by schemathesis: was a 500
 ])
 async def test_bad_version_bodies_name_each_field(
     client: httpx.AsyncClient, analyst: dict[str, str], body: dict[str, Any], fields: set[str]
@@ -221,3 +222,20 @@ async def test_a_template_that_would_not_finish_or_grows_too_big_is_refused(
     r = await client.post(f"/templates/{NAME}/versions", json=body, headers=analyst)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "en.html"
     assert "grows beyond" in r.json()["errors"][0]["message"]
+
+
+async def test_version_numbers_beyond_what_is_stored_are_refused(
+    client: httpx.AsyncClient, analyst: dict[str, str]
+) -> None:
+    """Found by schemathesis: a version past PostgreSQL's integer was a 500."""
+    huge = 42083445018
+    r = await client.post(f"/templates/{NAME}/preview", json={"version": huge},
+                          headers=analyst)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "version"
+    r = await client.post(f"/templates/{NAME}/versions/{huge}/activation", headers=analyst)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "version"
+    from asf_kit.pagination import encode_cursor
+
+    r = await client.get(f"/templates/{NAME}/versions",
+                         params={"cursor": encode_cursor([huge])}, headers=analyst)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"

@@ -53,6 +53,7 @@ def _notifications(request: Request) -> Notifications:
 Settings = Annotated[NotificationsSettings, Depends(_settings)]
 Service = Annotated[Notifications, Depends(_notifications)]
 TemplateName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")]
+MAX_VERSION = 2**31 - 1  # a PostgreSQL integer
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 DeliveryReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
 _errors = problems(403, 404, 409, 412, 428)
@@ -234,7 +235,7 @@ def _version_cursor(cursor: str | None) -> int | None:
     key = decode_cursor(cursor, 1)
     if key is None:
         return None
-    if not isinstance(key[0], int):
+    if not isinstance(key[0], int) or not 1 <= key[0] <= MAX_VERSION:
         raise invalid("cursor", "not a cursor this API returned")
     return key[0]
 
@@ -256,7 +257,8 @@ async def add_template_version(
 @router.post("/templates/{name}/versions/{version}/activation", tags=["templates"],
              responses=_errors)
 async def activate_template_version(
-    name: TemplateName, version: Annotated[int, Path(ge=1)], svc: Service, who: Analyst
+    name: TemplateName, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], svc: Service,
+    who: Analyst,
 ) -> TemplateVersion:
     """Use this version for every email from now on; activating an earlier version rolls
     back. Deliveries already written keep the version they used."""
@@ -267,7 +269,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     locale: Locale = "sv"
-    version: int | None = Field(default=None, ge=1,
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
                                 description="A version to try out; the one in use when left out")
     payload: dict[str, Any] | None = None
     """An event payload of the template's event type; a sample one when left out."""

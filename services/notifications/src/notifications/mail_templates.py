@@ -60,6 +60,13 @@ class TemplateVersionIn(BaseModel):
     note: str | None = Field(default=None, max_length=1_000,
                              description="What changed, for whoever reads the history")
 
+    @field_validator("note", mode="after")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("may not contain NUL characters")
+        return value
+
     def texts(self) -> dict[str, TemplateText]:
         return {"sv": self.sv, "en": self.en}
 
