@@ -27,10 +27,17 @@ from asf_contracts import EXCHANGE, Envelope
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, auth, delete_queues, fresh_database, unique_namespace
+from asf_testing import (
+    JWT_TEST_SECRET,
+    SmtpServer,
+    auth,
+    delete_queues,
+    fresh_database,
+    text_of,
+    unique_namespace,
+)
 from notifications.app import create_app
 from notifications.settings import NotificationsSettings
-from notifications.testing import SmtpServer, text_of
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "notifications" / "migrations"
 ANALYST = auth("analyst", sub="analyst-scope")

@@ -12,7 +12,7 @@ import httpx
 from asf_contracts import Envelope
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
-from notifications.testing import text_of
+from asf_testing import text_of
 
 FRONTEND = "https://asf.test"
 FINAL = {"sent", "skipped", "failed"}

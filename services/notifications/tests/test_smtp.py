@@ -22,11 +22,17 @@ from cryptography.x509.oid import NameOID
 
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, auth, delete_queues, fresh_database, unique_namespace
+from asf_testing import (
+    JWT_TEST_SECRET,
+    SmtpServer,
+    auth,
+    delete_queues,
+    fresh_database,
+    unique_namespace,
+)
 from notifications.app import create_app
 from notifications.sender import Mailer
 from notifications.settings import NotificationsSettings
-from notifications.testing import SmtpServer
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -49,11 +55,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         .sign(key, hashes.SHA256())
     )
     folder = tmp_path_factory.mktemp("tls")
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
     cert_file, key_file = folder / "smtp.crt", folder / "smtp.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    cert_file.write_bytes(cert.public_bytes(pem))
+    key_file.write_bytes(key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
     return str(cert_file), str(key_file)
 
 

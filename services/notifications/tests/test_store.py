@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from asf_kit.db import migrate
-from asf_kit.testing import fresh_database
+from asf_testing import fresh_database
 from notifications import service, store
 from notifications.mail_templates import TemplateHistory, TemplateText
 from notifications.service import Notifications

@@ -1,5 +1,5 @@
-"""The sweeper's loop: a round that fails is counted and drops the LISTEN connection (a new
-one is opened before the next round), and the sweeper carries on once the cause is gone."""
+"""The sweeper is a kit worker: a round that fails is counted and drops the LISTEN connection
+(a new one is opened before the next round), and it carries on once the cause is gone."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, delete_queues, fresh_database, unique_namespace
+from asf_testing import JWT_TEST_SECRET, delete_queues, fresh_database, unique_namespace
 from notifications.app import create_app
 from notifications.settings import NotificationsSettings
 
@@ -54,7 +54,7 @@ async def failures(app: FastAPI) -> float:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://n") as c:
         text = (await c.get("/metrics")).text
-    found = re.search(r"^notifications_sweep_failures_total (\S+)$", text, re.M)
+    found = re.search(r'^worker_failures_total\{worker="delivery-sweeper"\} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

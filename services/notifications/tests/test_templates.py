@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from asf_contracts import casework as cw
-from asf_kit.testing import auth
+from asf_testing import auth
 
 NAME = "plan_review_due"  # no other test looks at this template's text
 

@@ -7,16 +7,19 @@ import asyncio
 import sys
 import time
 from datetime import UTC, date, datetime
+from importlib.metadata import version as _dist_version
 from pathlib import Path
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from asf_kit import cli
-from asf_kit.db import create_pool
-from notifications.app import VERSION
-from notifications.service import Notifications
 from notifications.settings import NotificationsSettings
 
+if TYPE_CHECKING:
+    import asyncpg
+
+    from notifications.service import Notifications
+
+VERSION = _dist_version("asf-notifications")  # not from `app`: serve checks settings first
 MIGRATIONS = Path(__file__).parent / "migrations"
 if not MIGRATIONS.exists():  # running from a source checkout
     MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -59,11 +62,14 @@ def _configure_mail(p: argparse.ArgumentParser) -> None:
 
 
 def _service(pool: asyncpg.Pool, s: NotificationsSettings) -> Notifications:
+    from notifications.service import Notifications
+
     return Notifications(lambda: pool, base_url=s.frontend_base_url, timezone=s.timezone,
                          digest_hour=s.digest_hour)
 
 
 def _digest(args: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
     from notifications import domain
 
     s = NotificationsSettings()
@@ -89,6 +95,8 @@ def _configure_digest(p: argparse.ArgumentParser) -> None:
 
 
 def _seed_demo(_: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
+
     s = NotificationsSettings()
 
     async def go() -> int:

@@ -12,7 +12,6 @@ Message-ID: sending is at least once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,12 +20,12 @@ from email.utils import format_datetime
 from types import TracebackType
 
 import aiosmtplib
-import asyncpg
 from prometheus_client import Counter, Gauge
 
 from asf_kit import telemetry
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.runtime import Runtime
+from asf_kit.worker import Worker
 from notifications import domain, store
 from notifications.domain import Outcome
 from notifications.service import Notifications
@@ -38,8 +37,6 @@ log = get_logger(__name__)
 EMAILS = Counter("notifications_email_attempts_total", "SMTP attempts by outcome", ["outcome"])
 CONNECTIONS = Counter("notifications_smtp_connections_total", "SMTP connections opened",
                       ["outcome"])
-SWEEP_FAILURES = Counter("notifications_sweep_failures_total",
-                         "Sweeper rounds that failed (the sweeper backs off and retries)")
 DELIVERIES = Gauge("notifications_deliveries", "Deliveries by status", ["status"])
 STATUSES = ("pending", "sending", "sent", "retrying", "failed", "skipped")
 
@@ -163,101 +160,29 @@ def _reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:1000]
 
 
-class Sweeper:
-    """Sends due deliveries until stopped; wakes on NOTIFY `deliveries` or every interval.
+class Sweeper(Worker):
+    """Sends due deliveries until stopped: a kit worker woken by NOTIFY `deliveries` (a new
+    or retried delivery) or at the next retry, at most every `sweeper_interval`.
 
     Also starts the daily digest once the local digest hour has come. A round that fails is
-    counted (`notifications_sweep_failures_total`), drops the LISTEN connection (opened
-    again before the next round) and backs off, 0.2 s doubling to 10 s.
+    counted (`worker_failures_total{worker="delivery-sweeper"}`), drops the LISTEN
+    connection and backs off, as every kit worker does.
     """
 
     def __init__(
         self, runtime: Runtime, settings: NotificationsSettings, notifications: Notifications
     ) -> None:
+        super().__init__("delivery-sweeper", dsn=settings.database_url, channel="deliveries",
+                         interval=settings.sweeper_interval)
         self._runtime = runtime
         self._settings = settings
         self._notifications = notifications
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self._last_digest_check: datetime | None = None
         self._observed_at = 0.0
-        self.failures = 0
-        """Consecutive failed rounds (0 after a round that succeeds)."""
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="delivery-sweeper")
-
-    async def stop(self, grace_seconds: float = 20.0) -> None:
-        """Let the sends in flight finish (up to `grace_seconds`), then stop."""
-        self._stopping = True
-        self._wake.set()
-        task, self._task = self._task, None
-        if task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(task), grace_seconds)
-            except (TimeoutError, asyncio.CancelledError):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        await self._drop_listener()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        await self._drop_listener()
-        try:
-            conn = await asyncpg.connect(self._settings.database_url, timeout=5)
-            conn.add_termination_listener(lambda _c: self._wake.set())
-            await conn.add_listener("deliveries", lambda *_: self._wake.set())
-        except (OSError, TimeoutError, asyncpg.PostgresError) as e:
-            log.warning("delivery listener unavailable; polling", error=str(e))
-            return
-        self._listener = conn
-
-    async def _drop_listener(self) -> None:
-        conn, self._listener = self._listener, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2)
-            if not conn.is_closed():
-                conn.terminate()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._listen()
-                self._wake.clear()  # before the round: a wake-up during it runs another
-                more = await self.round()
-                self.failures = 0
-                if self._stopping or more or self._wake.is_set():
-                    continue
-                await self._idle(await self.seconds_to_wait())
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.failures += 1
-                SWEEP_FAILURES.inc()
-                pause = min(0.2 * 2 ** (self.failures - 1), 10.0)
-                log.warning("sweep failed; will retry", error=str(e),
-                            error_type=type(e).__name__, retry_in=pause)
-                await self._drop_listener()
-                await self._idle(pause)
-
-    async def _idle(self, seconds: float) -> None:
-        if self._stopping:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(seconds, 0.0))
+    async def stop(self, grace: float = 20.0) -> None:
+        """Let the batch in flight finish (up to `grace` seconds), then stop."""
+        await super().stop(grace)
 
     async def round(self) -> bool:
         """Send one batch, start the digest when it is due, update the gauges; True when the

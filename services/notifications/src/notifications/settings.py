@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from asf_kit.settings import ServiceSettings
+from asf_kit.settings import Secret, ServiceSettings
 
 SmtpTls = Literal["starttls", "tls", "none"]
 
@@ -21,7 +21,7 @@ class NotificationsSettings(ServiceSettings):
     )
     smtp_port: int = 25
     smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_password: Annotated[SecretStr | None, Secret(required=False)] = None
     smtp_tls: SmtpTls = Field(
         default="starttls",
         description="`starttls` (upgrade the connection, required), `tls` (TLS from the first "
@@ -29,7 +29,6 @@ class NotificationsSettings(ServiceSettings):
     )
     smtp_starttls: bool | None = Field(
         default=None,
-        deprecated=True,
         description="Deprecated, use SMTP_TLS: true means `starttls`, false `none`. Read only "
         "when SMTP_TLS is not set.",
     )
@@ -70,7 +69,16 @@ class NotificationsSettings(ServiceSettings):
     @model_validator(mode="after")
     def _deprecated_starttls(self) -> NotificationsSettings:
         """SMTP_STARTTLS, the setting before SMTP_TLS, still works when SMTP_TLS is unset."""
-        legacy = self.__dict__.get("smtp_starttls")
-        if "smtp_tls" not in self.model_fields_set and legacy is not None:
-            self.smtp_tls = "starttls" if legacy else "none"
+        if "smtp_tls" not in self.model_fields_set and self.smtp_starttls is not None:
+            self.smtp_tls = "starttls" if self.smtp_starttls else "none"
         return self
+
+    def production_problems(self) -> list[str]:
+        """Mail must leave for real in production: a relay, and never in clear text."""
+        problems = super().production_problems()
+        if not self.smtp_host:
+            problems.append("SMTP_HOST is missing: without it mail goes to the built-in "
+                            "mail catcher and never leaves")
+        if self.smtp_tls == "none":
+            problems.append("SMTP_TLS is none: mail would cross the network in clear text")
+        return problems

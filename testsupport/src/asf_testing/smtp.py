@@ -3,8 +3,7 @@
 It records what it accepts and over which connection, refuses the recipients it is told to
 (451 or 550), drops the connection at the ones it is told to (421), can speak STARTTLS or
 TLS from the first byte with a certificate it is given, and can be taken down and brought
-back. The notification tests use it; so can a cross-service
-test that runs this service beside the others:
+back:
 
     smtp = SmtpServer(); smtp.up()
     create_app(NotificationsSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, ...))
@@ -13,7 +12,6 @@ test that runs this service beside the others:
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -22,11 +20,7 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from asf_testing.processes import free_port
 
 
 def text_of(msg: EmailMessage) -> str:
