@@ -3,11 +3,11 @@ and a real SMTP server in this process.
 
 A company is registered and verified; two participants are referred and placed there;
 a third, placed there since last month, has a week of attendance reported by the company's
-rep and last month's statement is issued; one is employed and her first follow-up falls
-due; a learning example is submitted; the company is deregistered. Every expected email
-arrives exactly once, every event is applied once by each service that consumes it, one
-trace runs from an HTTP request to the email, and no participant's personal data shows up
-in any event, log line or email.
+rep, last month's statement is issued, and her plan's review falls due; one is employed and
+her first follow-up falls due; a learning example is submitted; the company is deregistered.
+Every expected email arrives exactly once, every event is applied once by each service that
+consumes it, one trace runs from an HTTP request to the email, and no participant's
+personal data shows up in any event, log line or email.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from asf_testing import (
 from casework.app import create_app as casework_app
 from casework.settings import CaseworkSettings
 from casework.workdays import Month, first_working_day, is_working_day
-from notifications import service as notifications_service
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
 from registry.app import create_app as registry_app
@@ -132,7 +131,7 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                     follow_up_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                    smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
+                    smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
                     sweeper_interval=0.2, digest_enabled=False, **common)),
             }
             try:
@@ -207,7 +206,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
         assert r.status_code == 200, r.text
 
     start = date.today()
-    await a_week_of_attendance_and_last_months_statement(s, company_id)
+    statement_id = await a_week_of_attendance_and_last_months_statement(s, company_id)
 
     async def place(pid: str) -> bool:
         r = await s.casework.post(f"/participants/{pid}/placements", headers=CASE_WORKER, json={
@@ -254,15 +253,16 @@ async def test_the_whole_journey(stack: Stack) -> None:
             "SELECT count(*) FROM inbox WHERE event_type = 'casework.participant.employed'"))
 
     await eventually(employed_collected, "the employment to reach notifications")
-    await notifications_service.run_digest(
-        s.pool("notifications"), datetime.now(ZoneInfo("Europe/Stockholm")).date(),
-        "Europe/Stockholm", "http://localhost:5173")
+    await s.apps["notifications"].state.notifications.run_digest(
+        datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
     expected = {
         "registrator@registry.example": 1,   # company registered
-        "kim@grona.example": 6,              # receipt, verified, 3 placements, deregistered
+        # receipt, verified, 3 placements, last month's statement, deregistered
+        "kim@grona.example": 7,
         "info@skr.example": 2,               # learning example, digest
-        "handlaggare@stockholm.example": 2,  # follow-up due, placements flagged
+        # follow-up due, plan review due, placements flagged
+        "handlaggare@stockholm.example": 3,
     }
 
     async def all_mail() -> bool:
@@ -280,6 +280,11 @@ async def test_the_whole_journey(stack: Stack) -> None:
                       if "Trädgård som väg till arbete" in text_of(m)]
     assert "Stina Inlämnare" in text_of(example_mail)
 
+    # The statement reached the company's contact once, as a link to it (totals, no names).
+    [statement_mail] = [m for m in mails_to(s, "kim@grona.example")
+                        if f"/statements/{statement_id}" in text_of(m)]
+    assert "Cecilia" not in text_of(statement_mail)
+
     # Every event was applied once by each consumer, and nothing was parked.
     await check_each_event_applied_once(s)
     for service in ("casework", "notifications"):
@@ -294,7 +299,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
     check_no_personal_data(s, participants)
 
 
-async def a_week_of_attendance_and_last_months_statement(s: Stack, company_id: str) -> None:
+async def a_week_of_attendance_and_last_months_statement(s: Stack, company_id: str) -> str:
     """Cecilia has been in training at the company since last month; its rep reports her first
     full week there, and on the first working day of this month last month is closed."""
     today = date.today()
@@ -352,6 +357,19 @@ async def a_week_of_attendance_and_last_months_statement(s: Stack, company_id: s
 
     events = await eventually(published, "the statement to be published")
     assert [e["payload"]["statement_id"] for e in events] == [statement["id"]]
+
+    # Her case worker writes her plan with her; the review falls due two weeks later.
+    review = today + timedelta(days=14)
+    r = await s.casework.put(f"/participants/{pid}/plan", headers={
+        **CASE_WORKER, "If-None-Match": "*"}, json={
+        "goals": [{"text": "Klara fyra timmar om dagen", "target_date": "2030-01-01"}],
+        "activities": [{"text": "Arbetsträning i växthuset"}], "participant_involved": True,
+        "next_review_date": review.isoformat()})
+    assert r.status_code == 201, r.text
+    assert await casework.sweep_plan_reviews(review - timedelta(days=1)) == 0
+    assert await casework.sweep_plan_reviews(review) == 1
+    assert await casework.sweep_plan_reviews(review) == 0
+    return str(statement["id"])
 
 
 async def check_each_event_applied_once(s: Stack) -> None:
