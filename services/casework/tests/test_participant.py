@@ -16,9 +16,11 @@ from casework.domain import (
     Employment,
     FlaggedPlacement,
     FollowUp,
+    KnownUser,
     NoteRef,
     Participant,
     Placement,
+    Reassignment,
     StageChange,
     flag_reason,
     placements_flagged,
@@ -310,6 +312,54 @@ def test_a_confidential_note_is_read_by_its_author_and_the_assigned_case_worker(
     assert p.take_events() == [] and p.version == 1  # a note changes no stage or version
 
 
+# --- corrections and reassignment -------------------------------------------------------
+
+
+def user(sub: str, municipality: str | None = "0180", *roles: str) -> KnownUser:
+    return KnownUser(sub=sub, municipality_code=municipality,
+                     roles=list(roles or ("case_worker",)), seen_at=AT)
+
+
+def test_a_case_goes_only_to_a_case_worker_of_its_municipality() -> None:
+    p = referred()
+    for assignee in (None, user("cw-2", "1480"), user("cw-2", "0180", "auditor"),
+                     user("cw-2", None), user("cw-3")):
+        with pytest.raises(RuleError) as e:
+            p.correct(by="cw-1", at=AT, assigned_to="cw-2", assignee=assignee)
+        assert e.value.status == 422 and e.value.extra["errors"][0]["field"] == "assigned_to"
+    assert (p.assigned_to, p.version, p.take_events(), p.added) == ("cw-1", 1, [], [])
+
+    assert p.correct(by="cw-1", at=AT, assigned_to="cw-2", assignee=user("cw-2")) is True
+    [event] = p.take_events()
+    assert (event.type, event.version, p.version, p.assigned_to) == (
+        ev.PARTICIPANT_REASSIGNED, 2, 2, "cw-2")
+    assert event.payload == ev.ParticipantReassignedPayload(
+        participant_id=p.id, municipality_code="0180", from_assigned_to="cw-1",
+        assigned_to="cw-2")
+    assert p.added == [Reassignment(participant_id=p.id, from_assigned_to="cw-1",
+                                    assigned_to="cw-2", at=AT, by="cw-1")]
+
+
+def test_a_correction_moves_the_version_once_even_without_an_event() -> None:
+    p = referred()
+    assert p.correct(by="cw-1", at=AT, referral_source="social_services") is False  # same
+    assert p.correct(by="cw-1", at=AT, assigned_to="cw-1") is False  # already theirs
+    assert p.version == 1
+    assert p.correct(by="cw-1", at=AT, referral_source="self", personal_changed=True)
+    assert (p.referral_source, p.version, p.take_events()) == ("self", 2, [])
+    p.correct(by="cw-1", at=AT, personal_changed=True, assigned_to="cw-2",
+              assignee=user("cw-2"))
+    assert p.version == 3 and [e.version for e in p.take_events()] == [3]
+
+
+def test_an_erased_participant_is_not_corrected() -> None:
+    p = at_stage("closed")
+    p.erase(AT)
+    with pytest.raises(RuleError) as e:
+        p.correct(by="cw-1", at=AT, personal_changed=True)
+    assert e.value.status == 409
+
+
 # --- the company read model -------------------------------------------------------------
 
 
@@ -354,11 +404,14 @@ def test_the_timeline_is_in_time_order_and_shows_only_readable_notes() -> None:
                              offset_days=90, due_date=(AT + 94 * day).date(),
                              due_notified_at=AT + 94 * day)],
         notes=[hidden, shown],
+        reassignments=[Reassignment(participant_id=pid, from_assigned_to="cw-1",
+                                    assigned_to="cw-2", at=AT + 6 * day, by="cw-1")],
     )
     items = timeline(history, {shown.id: "öppet"})
     assert [i.kind for i in items] == ["stage_changed", "placement_started", "note", "note",
-                                       "employment_started", "placement_ended",
+                                       "employment_started", "placement_ended", "reassigned",
                                        "follow_up_due"]
+    assert items[6].details == {"from_assigned_to": "cw-1", "assigned_to": "cw-2"}
     assert [i.details["text"] for i in items if i.kind == "note"] == [None, "öppet"]
     assert items[1].details["company_name"] == "Gröna Händer"
 

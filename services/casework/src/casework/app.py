@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version as _dist_version
 
 from fastapi import FastAPI
@@ -19,7 +20,7 @@ from casework import api, handlers
 from casework.crypto import Vault
 from casework.service import Casework, today
 from casework.settings import CaseworkSettings
-from casework.stream import Broadcaster
+from casework.stream import Broadcaster, CaseStream
 
 SERVICE = "casework"
 VERSION = _dist_version("asf-casework")
@@ -36,7 +37,9 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
-    broadcaster = Broadcaster(settings.database_url)
+    broadcaster = Broadcaster(settings.database_url,
+                              retention=timedelta(hours=settings.stream_retention_hours),
+                              heartbeat=settings.stream_heartbeat_seconds)
     runtime.extra_checks["stream"] = _listening(broadcaster)
 
     async def sweep_forever(interval: float) -> None:
@@ -75,6 +78,9 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.state.casework = casework
     app.state.verifier = TokenVerifier(settings)
     app.state.broadcaster = broadcaster
+    app.state.streams = CaseStream(lambda: runtime.pool, broadcaster,
+                                   per_user=settings.stream_max_per_user,
+                                   per_process=settings.stream_max_per_process)
     app.include_router(api.router)
     return app
 

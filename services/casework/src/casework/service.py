@@ -7,6 +7,7 @@ row and the message for `/stream` commit together or not at all.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -24,13 +25,15 @@ from asf_kit.logging import get_logger
 from asf_kit.outbox import add_events, new_event
 from asf_kit.problems import Problem, forbidden, not_found, rule_problem
 from asf_kit.rules import RuleError
-from asf_kit.uow import UnitOfWork, unit_of_work
+from asf_kit.uow import UnitOfWork, check_version, expected_version, unit_of_work
 from casework import store
 from casework.crypto import Vault, WrappedKey
 from casework.domain import (
     Company,
     Event,
     FollowUp,
+    FollowUpStatus,
+    KnownUser,
     Participant,
     Placement,
     SealedPersonalData,
@@ -41,18 +44,30 @@ from casework.inputs import (
     FollowUpIn,
     NoteIn,
     ParticipantIn,
+    ParticipantPatch,
     PlacementEndIn,
     PlacementIn,
     TransitionIn,
 )
 from casework.outcomes import Outcomes, outcomes
 from casework.timeline import TimelineItem, timeline
-from casework.views import AccessLogEntry, Case, Note, ParticipantView
+from casework.views import (
+    AccessLogEntry,
+    Case,
+    FollowUpItem,
+    Note,
+    ParticipantView,
+    PlacementItem,
+)
 
 log = get_logger(__name__)
 
 PERSONAL = "personal"
 NOTE = "note"
+UPDATED = "casework.participant.updated"
+"""What `/stream` says of a correction that publishes no event (details only)."""
+NOTE_CALLERS_EVERY = 3600.0
+"""Seconds between two notes of the same caller (per process), unless their token changed."""
 
 
 def now() -> datetime:
@@ -113,6 +128,7 @@ class Casework:
         self.vault = vault
         self.offsets = follow_up_offsets
         self.now = clock
+        self._noted: dict[str, tuple[float, str | None, frozenset[str]]] = {}
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -141,16 +157,19 @@ class Casework:
         """Save the decision, log who made it, publish its events and tell `/stream`."""
         await store.save_participant(uow.conn, p)
         await store.log_access(uow.conn, [p.id], who.sub, action)
-        await self._publish(uow, p)
+        await self._publish(uow, p, changed=True)
 
-    async def _publish(self, uow: UnitOfWork, p: Participant) -> None:
+    async def _publish(self, uow: UnitOfWork, p: Participant, changed: bool = False) -> None:
+        """Publish the aggregate's events and tell `/stream` (also of a change that
+        published nothing, when `changed`)."""
         events = p.take_events()
-        if not events:
+        if not events and not changed:
             return
         uow.publish(*(envelope(e) for e in events))
-        await store.notify_change(uow.conn, {
+        await store.add_stream_event(uow.conn, p.municipality_code, p.id, {
             "participant_id": str(p.id), "municipality_code": p.municipality_code,
-            "stage": p.stage, "version": p.version, "event": events[-1].type,
+            "stage": p.stage, "version": p.version,
+            "event": events[-1].type if events else UPDATED,
         })
 
     def _data_key(self, p: Participant) -> bytes | None:
@@ -241,6 +260,92 @@ class Casework:
             await store.shred_personal_data(uow.conn, p.id)
             await self._save(uow, p, who, "erase")
         log.info("participant erased", participant_id=str(participant_id))
+
+    async def correct(self, participant_id: UUID, patch: ParticipantPatch, if_match: int | None,
+                      who: Principal) -> ParticipantView:
+        """Correct the person's details or the case's, or hand the case to another case
+        worker of the municipality; `If-Match` (or `version`) must be the version read."""
+        expected = expected_version(if_match, patch.version)
+        async with self._work() as uow:
+            p = await self._load(uow.conn, participant_id, who, personal=True)
+            check_version("participant", p.version, expected)
+            assignee = None
+            if patch.assigned_to is not None and patch.assigned_to != p.assigned_to:
+                assignee = await store.known_user(uow.conn, patch.assigned_to)
+            personal = self._personal(p)
+            corrected = {**personal, **patch.personal_changes()} if personal else None
+            changed = p.correct(
+                by=who.sub, at=self.now(), referral_source=patch.referral_source,
+                assigned_to=patch.assigned_to, assignee=assignee,
+                personal_changed=corrected != personal)
+            if corrected != personal:
+                data_key = self._data_key(p)
+                assert data_key is not None and corrected is not None
+                await store.update_personal(uow.conn, p.id, self.vault.seal(
+                    data_key, p.id, PERSONAL, corrected))
+            if not changed:
+                await store.log_access(uow.conn, [p.id], who.sub, "read")
+            else:
+                reassigned = p.reassigned
+                await self._save(uow, p, who, "update")
+                if reassigned:
+                    await store.log_access(uow.conn, [p.id], who.sub, "reassign")
+        if changed:
+            log.info("participant corrected", participant_id=str(p.id),
+                     reassigned=bool(assignee))
+        return ParticipantView.with_personal(p, corrected)
+
+    async def note_caller(self, who: Principal) -> None:
+        """Remember who signed in, with their roles and municipality, so that a case can be
+        assigned to a case worker casework knows. Cheap: at most once an hour per process
+        and person, unless their token says something new."""
+        moment = time.monotonic()
+        seen = (who.municipality_code, who.roles)
+        last = self._noted.get(who.sub)
+        if last is not None and moment - last[0] < NOTE_CALLERS_EVERY and last[1:] == seen:
+            return
+        async with self.pool.acquire() as conn:
+            await store.note_user(conn, KnownUser(
+                sub=who.sub, municipality_code=who.municipality_code, roles=sorted(who.roles),
+                seen_at=self.now()))
+        if len(self._noted) > 50_000:  # keep the memory bounded: forget the oldest half
+            for sub, _ in sorted(self._noted.items(), key=lambda x: x[1][0])[:25_000]:
+                del self._noted[sub]
+        self._noted[who.sub] = (moment, *seen)
+
+    # --- the worklists -------------------------------------------------------------------
+
+    async def follow_ups(
+        self, who: Principal, *, assigned_to: str | None, due_before: date | None,
+        status: FollowUpStatus | None, after: tuple[date, UUID] | None, limit: int,
+    ) -> list[FollowUpItem]:
+        """The municipality's follow-ups in due order; each case listed is logged."""
+        municipality, on = scope_of(who), self.now().date()
+        async with self._work() as uow:
+            found = await store.list_follow_ups(
+                uow.conn, municipality_code=municipality, assigned_to=assigned_to,
+                due_before=due_before, status=status, today=on, after=after, limit=limit)
+            await store.log_access(uow.conn, list(dict.fromkeys(
+                f.participant_id for f, _ in found)), who.sub, "worklist")
+        return [FollowUpItem(**f.model_dump(), municipality_code=municipality,
+                             assigned_to=assigned, status=f.status_on(on))
+                for f, assigned in found]
+
+    async def placements(
+        self, who: Principal, *, company_id: UUID | None, flagged: bool | None,
+        active: bool | None, after: tuple[datetime, UUID] | None, limit: int,
+    ) -> list[PlacementItem]:
+        """The municipality's placements in the order they were made; each case listed is
+        logged."""
+        municipality = scope_of(who)
+        async with self._work() as uow:
+            found = await store.list_placements(
+                uow.conn, municipality_code=municipality, company_id=company_id,
+                flagged=flagged, active=active, after=after, limit=limit)
+            await store.log_access(uow.conn, list(dict.fromkeys(
+                pl.participant_id for pl, _ in found)), who.sub, "worklist")
+        return [PlacementItem(**pl.model_dump(), municipality_code=municipality,
+                              assigned_to=assigned) for pl, assigned in found]
 
     # --- the case ------------------------------------------------------------------------
 
@@ -399,7 +504,7 @@ class Casework:
             return
         await add_events(conn, [envelope(placements_flagged(company, reason, flagged))])
         for f in flagged:
-            await store.notify_change(conn, {
+            await store.add_stream_event(conn, f.municipality_code, f.participant_id, {
                 "participant_id": str(f.participant_id),
                 "municipality_code": f.municipality_code, "stage": f.stage,
                 "event": ev.PLACEMENTS_FLAGGED,

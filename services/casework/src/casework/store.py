@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from asf_kit.db import Conn
 from casework.domain import (
@@ -16,9 +15,11 @@ from casework.domain import (
     Employment,
     FlaggedPlacement,
     FollowUp,
+    KnownUser,
     NoteRef,
     Participant,
     Placement,
+    Reassignment,
     Row,
     SealedPersonalData,
     StageChange,
@@ -224,6 +225,9 @@ async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, b
         "SELECT * FROM follow_ups WHERE participant_id = $1 ORDER BY due_date, offset_days", p.id)
     notes = await conn.fetch(
         "SELECT * FROM notes WHERE participant_id = $1 ORDER BY created_at, id", p.id)
+    reassignments = await conn.fetch(
+        "SELECT participant_id, from_assigned_to, assigned_to, at, by FROM reassignments "
+        "WHERE participant_id = $1 ORDER BY id", p.id)
     return CaseHistory(
         assigned_to=p.assigned_to,
         stage_changes=[StageChange(**dict(r)) for r in stages],
@@ -231,6 +235,7 @@ async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, b
         employments=[Employment(**dict(r)) for r in employments],
         follow_ups=[FollowUp(**dict(r)) for r in follow_ups],
         notes=[NoteRef(**{k: r[k] for k in NoteRef.model_fields}) for r in notes],
+        reassignments=[Reassignment(**dict(r)) for r in reassignments],
     ), {r["id"]: bytes(r["sealed"]) for r in notes if r["sealed"] is not None}
 
 
@@ -282,6 +287,11 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
             "by) VALUES ($1, $2, $3, $4, $5, $6)",
             [(s.participant_id, s.from_stage, s.to_stage, s.exit_reason, s.at, s.by)
              for s in rows])
+    if rows := added.get(Reassignment):
+        await conn.executemany(
+            "INSERT INTO reassignments (participant_id, from_assigned_to, assigned_to, at, by) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(r.participant_id, r.from_assigned_to, r.assigned_to, r.at, r.by) for r in rows])
     if rows := added.get(Placement):
         await conn.executemany(
             "INSERT INTO placements (id, participant_id, company_id, kind, start, planned_end, "
@@ -317,6 +327,12 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
                 row.recorded_by, row.still_employed)
 
 
+async def update_personal(conn: Conn, participant_id: UUID, document: bytes) -> None:
+    """The person's corrected data, sealed again with their key."""
+    await conn.execute("UPDATE participants SET personal = $2 WHERE id = $1",
+                       participant_id, document)
+
+
 async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
     """Erasure: destroy the data key and null every sealed column; the figures stay."""
     await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
@@ -346,9 +362,175 @@ async def backdate_case(conn: Conn, participant_id: UUID, days: int) -> None:
         "WHERE participant_id = $1 AND from_stage IS NULL", participant_id, days)
 
 
-async def notify_change(conn: Conn, change: dict[str, Any]) -> None:
-    """Tell every replica's `/stream` about a change; PostgreSQL delivers it on commit."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, orjson.dumps(change).decode())
+# --- the worklists --------------------------------------------------------------------
+
+
+async def list_follow_ups(
+    conn: Conn, *, municipality_code: str, assigned_to: str | None, due_before: date | None,
+    status: str | None, today: date, after: tuple[date, UUID] | None, limit: int,
+) -> list[tuple[FollowUp, str]]:
+    """Follow-ups of the municipality's cases (not erased) in due order, each with the case
+    worker assigned; `status` as `FollowUp.status` says (none: all but the cancelled)."""
+    rows = await conn.fetch(
+        """
+        SELECT f.*, p.assigned_to AS case_assigned_to FROM follow_ups f
+        JOIN participants p ON p.id = f.participant_id
+        WHERE p.municipality_code = $1 AND p.erased_at IS NULL
+          AND ($2::text IS NULL OR p.assigned_to = $2)
+          AND ($3::date IS NULL OR f.due_date < $3)
+          AND CASE $4::text
+                WHEN 'recorded' THEN f.recorded_at IS NOT NULL
+                WHEN 'cancelled' THEN f.recorded_at IS NULL AND f.cancelled_at IS NOT NULL
+                WHEN 'due' THEN f.recorded_at IS NULL AND f.cancelled_at IS NULL
+                                AND f.due_date <= $5
+                WHEN 'upcoming' THEN f.recorded_at IS NULL AND f.cancelled_at IS NULL
+                                     AND f.due_date > $5
+                ELSE f.recorded_at IS NOT NULL OR f.cancelled_at IS NULL
+              END
+          AND ($6::date IS NULL OR (f.due_date, f.id) > ($6, $7::uuid))
+        ORDER BY f.due_date, f.id
+        LIMIT $8
+        """,
+        municipality_code, assigned_to, due_before, status, today,
+        after[0] if after else None, after[1] if after else None, limit,
+    )
+    return [(FollowUp(**{k: r[k] for k in FollowUp.model_fields}), r["case_assigned_to"])
+            for r in rows]
+
+
+async def list_placements(
+    conn: Conn, *, municipality_code: str, company_id: UUID | None, flagged: bool | None,
+    active: bool | None, after: tuple[datetime, UUID] | None, limit: int,
+) -> list[tuple[Placement, str]]:
+    """Placements of the municipality's cases in the order they were made, each with the
+    case worker assigned."""
+    rows = await conn.fetch(
+        """
+        SELECT pl.*, c.name AS company_name, p.assigned_to AS case_assigned_to
+        FROM placements pl
+        JOIN participants p ON p.id = pl.participant_id
+        LEFT JOIN companies c ON c.id = pl.company_id
+        WHERE p.municipality_code = $1
+          AND ($2::uuid IS NULL OR pl.company_id = $2)
+          AND ($3::boolean IS NULL OR (pl.flagged_at IS NOT NULL) = $3)
+          AND ($4::boolean IS NULL OR (pl.status = 'active') = $4)
+          AND ($5::timestamptz IS NULL OR (pl.created_at, pl.id) > ($5, $6::uuid))
+        ORDER BY pl.created_at, pl.id
+        LIMIT $7
+        """,
+        municipality_code, company_id, flagged, active,
+        after[0] if after else None, after[1] if after else None, limit,
+    )
+    return [(Placement(**{k: r[k] for k in Placement.model_fields}), r["case_assigned_to"])
+            for r in rows]
+
+
+# --- the people who signed in ---------------------------------------------------------
+
+
+async def note_user(conn: Conn, user: KnownUser) -> None:
+    await conn.execute(
+        """
+        INSERT INTO known_users (sub, municipality_code, roles, seen_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (sub) DO UPDATE SET municipality_code = EXCLUDED.municipality_code,
+            roles = EXCLUDED.roles, seen_at = EXCLUDED.seen_at
+        """,
+        user.sub, user.municipality_code, user.roles, user.seen_at,
+    )
+
+
+async def known_user(conn: Conn, sub: str) -> KnownUser | None:
+    r = await conn.fetchrow(
+        "SELECT sub, municipality_code, roles, seen_at FROM known_users WHERE sub = $1", sub)
+    return KnownUser(**dict(r)) if r is not None else None
+
+
+# --- the stream ------------------------------------------------------------------------
+
+
+async def add_stream_event(conn: Conn, municipality_code: str, participant_id: UUID,
+                           body: dict[str, Any]) -> int:
+    """Keep a change for `/stream` and tell every replica about it on commit.
+
+    The id is taken under a transaction-level advisory lock, which the commit releases:
+    ids follow the order in which the changes commit, so a client that resumes after
+    id N is sent every change committed after N's.
+    """
+    stream_id = await conn.fetchval(
+        """
+        WITH serial AS (SELECT pg_advisory_xact_lock(hashtext('casework.stream_events'), 0)),
+        kept AS (
+            INSERT INTO stream_events (municipality_code, participant_id, body)
+            SELECT $2, $3, $4 FROM serial RETURNING id
+        )
+        SELECT id FROM kept, pg_notify($1, ($4::jsonb || jsonb_build_object('id', id))::text)
+        """,
+        CHANGES_CHANNEL, municipality_code, participant_id, body,
+    )
+    return int(stream_id)
+
+
+async def stream_position(conn: Conn) -> tuple[int, int]:
+    """(the newest id handed out, as far as committed changes tell, and the highest id
+    pruned)."""
+    r = await conn.fetchrow(
+        "SELECT greatest((SELECT max(id) FROM stream_events), through) AS newest, "
+        "through AS pruned FROM stream_pruned")
+    assert r is not None
+    return int(r["newest"]), int(r["pruned"])
+
+
+async def stream_since(conn: Conn, municipality_code: str, after: int,
+                       limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """The changes in a municipality after id `after`, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, body FROM stream_events WHERE municipality_code = $1 AND id > $2 "
+        "ORDER BY id LIMIT $3", municipality_code, after, limit)
+    return [(r["id"], {**r["body"], "id": r["id"]}) for r in rows]
+
+
+async def prune_stream(conn: Conn, older_than: datetime) -> int:
+    """Forget changes kept since before `older_than`; returns how many."""
+    async with conn.transaction():
+        r = await conn.fetchrow(
+            """
+            WITH gone AS (DELETE FROM stream_events WHERE at < $1 RETURNING id)
+            SELECT count(*) AS n, max(id) AS through FROM gone
+            """, older_than)
+        assert r is not None
+        if r["through"] is not None:
+            await conn.execute("UPDATE stream_pruned SET through = greatest(through, $1)",
+                               r["through"])
+    return int(r["n"])
+
+
+async def claim_stream(conn: Conn, stream_id: UUID, sub: str, process_id: UUID, limit: int,
+                       stale_before: datetime) -> bool:
+    """Count one more open stream of `sub`, unless they already hold `limit` of them
+    (on any replica; those of a replica that stopped refreshing them do not count)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('casework.open_streams'), "
+                           "hashtext($1))", sub)
+        await conn.execute("DELETE FROM open_streams WHERE sub = $1 AND seen_at < $2",
+                           sub, stale_before)
+        held = await conn.fetchval("SELECT count(*) FROM open_streams WHERE sub = $1", sub)
+        if held >= limit:
+            return False
+        await conn.execute(
+            "INSERT INTO open_streams (id, sub, process_id) VALUES ($1, $2, $3)",
+            stream_id, sub, process_id)
+    return True
+
+
+async def release_stream(conn: Conn, stream_id: UUID) -> None:
+    await conn.execute("DELETE FROM open_streams WHERE id = $1", stream_id)
+
+
+async def refresh_streams(conn: Conn, stream_ids: list[UUID]) -> None:
+    """The streams this replica still serves are alive."""
+    if stream_ids:
+        await conn.execute("UPDATE open_streams SET seen_at = now() WHERE id = ANY($1::uuid[])",
+                           stream_ids)
 
 
 # --- keys ------------------------------------------------------------------------------

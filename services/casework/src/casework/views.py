@@ -9,9 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from casework.domain import Employment, NoteRef, Participant
-
-PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "phone", "email")
+from casework.domain import Employment, FollowUp, FollowUpStatus, NoteRef, Participant, Placement
+from casework.inputs import PERSONAL_FIELDS
 
 
 class Case(BaseModel):
@@ -71,3 +70,18 @@ class AccessLogEntry(BaseModel):
     actor: str
     action: str
     at: datetime
+
+
+class FollowUpItem(FollowUp):
+    """A follow-up on a worklist."""
+
+    municipality_code: str
+    assigned_to: str = Field(description="The case worker the case is assigned to")
+    status: FollowUpStatus
+
+
+class PlacementItem(Placement):
+    """A placement on a worklist."""
+
+    municipality_code: str
+    assigned_to: str = Field(description="The case worker the case is assigned to")
