@@ -56,3 +56,13 @@ CREATE INDEX open_streams_by_sub ON open_streams (sub);
 -- The worklists.
 CREATE INDEX follow_ups_worklist ON follow_ups (due_date, id);
 CREATE INDEX placements_worklist ON placements (created_at, id);
+
+-- Notes sealed with the note's id and its confidential flag in the associated data (2),
+-- so that a note cannot be moved to another row or have its flag changed unnoticed. 1:
+-- sealed before that, bound to the participant only, until `casework reseal` reseals it.
+ALTER TABLE notes ADD COLUMN sealed_with smallint NOT NULL DEFAULT 1;
+
+-- The employer's name is personal data: sealed with the participant's key (bound to the
+-- employment) and gone with an erasure. `employer_name` only holds names written before,
+-- until `casework reseal` seals them.
+ALTER TABLE employments ADD COLUMN employer_sealed bytea;

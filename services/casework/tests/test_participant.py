@@ -1,5 +1,5 @@
-"""The Participant aggregate, its company read model, the timeline and the outcome figures:
-every rule without a database or a broker (no fixture here needs either)."""
+"""The Participant aggregate, its company read model and the timeline: every rule without a
+database or a broker (no fixture here needs either)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from casework.domain import (
     placements_flagged,
 )
 from casework.inputs import PlacementIn, TransitionIn
-from casework.outcomes import Exit, FollowUpCount, OutcomeCounts, outcomes
 from casework.timeline import CaseHistory, timeline
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -414,20 +413,3 @@ def test_the_timeline_is_in_time_order_and_shows_only_readable_notes() -> None:
     assert items[6].details == {"from_assigned_to": "cw-1", "assigned_to": "cw-2"}
     assert [i.details["text"] for i in items if i.kind == "note"] == [None, "öppet"]
     assert items[1].details["company_name"] == "Gröna Händer"
-
-
-def test_the_outcome_figures_from_the_counts() -> None:
-    counts = OutcomeCounts(
-        by_stage={"referred": 3, "closed": 7}, employed_by_form={"wage_subsidy": 2},
-        exits=[Exit("employed", None, 3), Exit("assessment", "studies", 1),
-               Exit("referred", "moved", 2), Exit("in_training", None, 1)],
-        median_days_to_employment=41.5,
-        follow_ups=[FollowUpCount(90, 4, 3, 2), FollowUpCount(180, 1, 0, 0)])
-    o = outcomes(counts, "0180", date(2026, 1, 1), date(2026, 12, 31))
-    assert o.referred == 10
-    assert o.by_stage == {"referred": 3, "assessment": 0, "in_training": 0, "employed": 0,
-                          "closed": 7}
-    assert o.exits_by_reason == {"employment": 3, "studies": 1, "moved": 2, "unknown": 1}
-    assert (o.left_programme, o.left_for_work, o.left_for_studies) == (7, 3, 1)
-    assert o.share_left_for_work_or_studies == round(4 / 7, 4)
-    assert [f.share_still_employed for f in o.follow_ups] == [round(2 / 3, 4), None]

@@ -6,17 +6,31 @@ import asyncio
 import os
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
+
+import pytest
 
 from asf_kit.testing import auth
 
 STATS_MUNICIPALITY = "0999"  # used by no other test, so the figures are exact
 
 
+@pytest.fixture
+def every_count_shown(env: Any) -> Iterator[None]:
+    """STATS_MIN_GROUP = 1 for one test, so that the figures of a few cases can be checked
+    exactly (suppression has its own tests: test_outcome_rules, tests/security)."""
+    env.casework.stats_min_group = 1
+    try:
+        yield
+    finally:
+        env.casework.stats_min_group = env.settings.stats_min_group
+
+
 async def test_outcomes(
     env: Any, client: Any, refer: Any, move: Any, place: Any, registry: Any,
-    case_worker: Any,
+    case_worker: Any, every_count_shown: None,
 ) -> None:
     headers = case_worker(STATS_MUNICIPALITY)
     company = await registry.active_company(places=10)
@@ -66,9 +80,11 @@ async def test_outcomes(
     for secret in ("Testa", "Testsson", c):
         assert secret not in r.text
 
+    assert o["suppressed"] is False and o["min_group"] == 1
     # a period in the future has nothing yet
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
     r = await client.get("/stats/outcomes", headers=headers, params={
-        "from": (today + timedelta(days=1)).isoformat()})
+        "from": next_month.isoformat()})
     assert r.status_code == 200 and r.json()["referred"] == 0
     assert r.json()["municipality_code"] == STATS_MUNICIPALITY
     # an analyst sees every municipality
@@ -84,7 +100,8 @@ async def test_outcomes_access_and_input(client: Any, case_worker: Any) -> None:
     for role in ("auditor", "registry_officer", "company_rep"):
         assert (await client.get("/stats/outcomes", headers=auth(role))).status_code == 403
     for params in ({"municipality_code": "12"}, {"from": "nope"},
-                   {"from": "2026-02-01", "to": "2026-01-01"}):
+                   {"from": "2026-02-01", "to": "2026-01-31"}, {"from": "2026-02-02"},
+                   {"to": "2026-02-27"}):
         r = await client.get("/stats/outcomes", headers=auth("analyst"), params=params)
         assert r.status_code == 422, params
 

@@ -50,12 +50,16 @@ def _casework(request: Request) -> Casework:
     return casework
 
 
-def _signed_in(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Let in `roles` only, and note who called (see `Casework.note_caller`)."""
+def _signed_in(*roles: Role, scoped: bool = False
+               ) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Let in `roles` only (and, when `scoped`, only with a municipality in the token: 403
+    before anything is looked up), and note who called (see `Casework.note_caller`)."""
 
     allowed = require(*roles)
 
     async def dependency(request: Request, who: Principal = Depends(allowed)) -> Principal:
+        if scoped:
+            scope_of(who)
         await _casework(request).note_caller(who)
         return who
 
@@ -63,7 +67,7 @@ def _signed_in(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 
 Service = Annotated[Casework, Depends(_casework)]
-CaseWorker = Annotated[Principal, Depends(_signed_in(Role.CASE_WORKER))]
+CaseWorker = Annotated[Principal, Depends(_signed_in(Role.CASE_WORKER, scoped=True))]
 Auditor = Annotated[Principal, Depends(_signed_in(Role.AUDITOR))]
 StatsReader = Annotated[Principal, Depends(_signed_in(Role.ANALYST, Role.CASE_WORKER))]
 _errors = problems(403, 404, 409)
@@ -193,14 +197,15 @@ async def timeline(participant_id: UUID, service: Service,
 
 @router.get("/participants/{participant_id}/access-log", tags=["audit"], responses=_errors)
 async def access_log(
-    participant_id: UUID, service: Service, _: Auditor, limit: Limit = DEFAULT_LIMIT,
+    participant_id: UUID, service: Service, who: Auditor, limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[AccessLogEntry]:
-    """Who read or changed the participant's data, and when (auditors only)."""
+    """Who read or changed the participant's data, and when (auditors only; of their own
+    municipality when their token names one). The auditor's read is logged too."""
     key = decode_cursor(cursor, 1)
     if key is not None and (type(key[0]) is not int or not 0 <= key[0] < 2**63):
         raise invalid("cursor", "not a cursor this API returned")
-    items = await service.access_log(participant_id, key[0] if key else None, limit + 1)
+    items = await service.access_log(participant_id, key[0] if key else None, limit + 1, who)
     more = len(items) > limit
     items = items[:limit]
     return Page[AccessLogEntry](
@@ -219,9 +224,9 @@ async def outcomes(
     to: date | None = None,
 ) -> Outcomes:
     """Outcome figures (counts only, never a person). An analyst sees every municipality;
-    a case worker their own."""
-    if from_ is not None and to is not None and to < from_:
-        raise invalid("to", "cannot be before from")
+    a case worker their own. `from` and `to` cover whole calendar months; a count from 1 to
+    `STATS_MIN_GROUP - 1`, or one a second period could give away by subtraction, is null
+    and `suppressed` is true."""
     return await service.outcomes(may_read_stats(who, municipality_code), from_, to)
 
 

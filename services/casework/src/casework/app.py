@@ -34,7 +34,8 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
                                 settings.casework_previous_data_keys)
     runtime = Runtime(settings)
-    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days)
+    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days,
+                        stats_min_group=settings.stats_min_group)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
     broadcaster = Broadcaster(settings.database_url,

@@ -85,7 +85,9 @@ class Employment(BaseModel):
     participant_id: UUID
     form: str
     employer_company_id: UUID | None
-    employer_name: str | None
+    employer_name: str | None = Field(
+        default=None, description="Personal data: shown only with the participant's own data "
+        "(GET /participants/{id}) and in the timeline; sealed at rest, erased with them")
     start: date
     ended_on: date | None = None
     created_at: datetime

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 
 from asf_contracts import Envelope
 from asf_contracts import casework as ev
@@ -30,6 +31,7 @@ from casework import store
 from casework.crypto import Vault, WrappedKey
 from casework.domain import (
     Company,
+    Employment,
     Event,
     FollowUp,
     FollowUpStatus,
@@ -49,7 +51,7 @@ from casework.inputs import (
     PlacementIn,
     TransitionIn,
 )
-from casework.outcomes import Outcomes, outcomes
+from casework.outcomes import Outcomes, check_period, outcomes
 from casework.timeline import TimelineItem, timeline
 from casework.views import (
     AccessLogEntry,
@@ -64,6 +66,7 @@ log = get_logger(__name__)
 
 PERSONAL = "personal"
 NOTE = "note"
+EMPLOYER = "employer"
 UPDATED = "casework.participant.updated"
 """What `/stream` says of a correction that publishes no event (details only)."""
 NOTE_CALLERS_EVERY = 3600.0
@@ -123,11 +126,13 @@ class Casework:
     """
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], vault: Vault,
-                 follow_up_offsets: list[int], clock: Callable[[], datetime] = now) -> None:
+                 follow_up_offsets: list[int], clock: Callable[[], datetime] = now,
+                 stats_min_group: int = 5) -> None:
         self._pool = pool
         self.vault = vault
         self.offsets = follow_up_offsets
         self.now = clock
+        self.stats_min_group = stats_min_group
         self._noted: dict[str, tuple[float, str | None, frozenset[str]]] = {}
 
     @property
@@ -185,6 +190,43 @@ class Casework:
         personal: dict[str, Any] = self.vault.open(data_key, p.id, PERSONAL, p.sealed.document)
         return personal
 
+    def _open(self, data_key: bytes, p: Participant, purpose: str, blob: bytes,
+              context: bytes = b"") -> Any:
+        """A sealed document, or None when it does not open: it was changed, moved or
+        re-flagged behind the service's back (logged, without its content)."""
+        try:
+            return self.vault.open(data_key, p.id, purpose, blob, context)
+        except InvalidTag:
+            log.warning("sealed data does not open", participant_id=str(p.id), purpose=purpose)
+            return None
+
+    async def _employer_names(self, conn: Conn, p: Participant) -> dict[UUID, str | None]:
+        """The employer of each of the participant's employments, opened."""
+        data_key = self._data_key(p)
+        if data_key is None:
+            return {}
+        names: dict[UUID, str | None] = {}
+        for employment_id, (sealed, before) in (await store.employer_names(conn, p.id)).items():
+            names[employment_id] = before  # written before names were sealed
+            if sealed is not None:
+                doc = self._open(data_key, p, EMPLOYER, sealed, employment_id.bytes)
+                names[employment_id] = doc["name"] if doc else None
+        return names
+
+    async def _seal_employer(self, conn: Conn, p: Participant, employment: Employment) -> None:
+        data_key = self._data_key(p)
+        assert data_key is not None  # only a participant not erased is employed
+        sealed = None
+        if employment.employer_name is not None:
+            sealed = self.vault.seal(data_key, p.id, EMPLOYER, {"name": employment.employer_name},
+                                     employment.id.bytes)
+        await store.seal_employer_name(conn, employment.id, sealed)
+
+    @staticmethod
+    def _note_context(note_id: UUID, confidential: bool) -> bytes:
+        """A note's text is bound to the note and its flag: a changed flag does not open."""
+        return note_id.bytes + (b"\x01" if confidential else b"\x00")
+
     @staticmethod
     def _hash_input(identity_number: str) -> str:
         return identity_number.replace("-", "")
@@ -227,7 +269,9 @@ class Casework:
         async with self._work() as uow:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "read")
-        return ParticipantView.with_personal(p, self._personal(p))
+            employers = await self._employer_names(uow.conn, p) if p.employment else {}
+        return ParticipantView.with_personal(
+            p, self._personal(p), employers.get(p.employment.id) if p.employment else None)
 
     async def list_cases(
         self, who: Principal, *, stage: str | None, company_id: UUID | None,
@@ -290,10 +334,12 @@ class Casework:
                 await self._save(uow, p, who, "update")
                 if reassigned:
                     await store.log_access(uow.conn, [p.id], who.sub, "reassign")
+            employers = await self._employer_names(uow.conn, p) if p.employment else {}
         if changed:
             log.info("participant corrected", participant_id=str(p.id),
                      reassigned=bool(assignee))
-        return ParticipantView.with_personal(p, corrected)
+        return ParticipantView.with_personal(
+            p, corrected, employers.get(p.employment.id) if p.employment else None)
 
     async def note_caller(self, who: Principal) -> None:
         """Remember who signed in, with their roles and municipality, so that a case can be
@@ -352,12 +398,14 @@ class Casework:
     async def transition(self, participant_id: UUID, body: TransitionIn, who: Principal) -> Case:
         """Move the case one step; 409 naming the allowed moves otherwise."""
         async with self._work() as uow:
-            p = await self._load(uow.conn, participant_id, who)
+            p = await self._load(uow.conn, participant_id, who, personal=body.to == "employed")
             employer = None
             if body.employment is not None and body.employment.employer_company_id is not None:
                 employer = await store.get_company(uow.conn, body.employment.employer_company_id)
             p.transition(body, who.sub, self.now(), self.offsets, employer)
             await self._save(uow, p, who, "transition")
+            if body.to == "employed" and p.employment is not None:
+                await self._seal_employer(uow.conn, p, p.employment)
         return Case.of(p)
 
     async def start_placement(self, participant_id: UUID, body: PlacementIn,
@@ -406,7 +454,8 @@ class Casework:
             data_key = self._data_key(p)
             assert data_key is not None  # add_note refuses an erased participant
             await store.insert_note(uow.conn, note, self.vault.seal(
-                data_key, p.id, NOTE, {"text": body.text}))
+                data_key, p.id, NOTE, {"text": body.text},
+                self._note_context(note.id, note.confidential)))
             await store.log_access(uow.conn, [p.id], who.sub, "note")
         return Note(**note.model_dump(), text=body.text)
 
@@ -419,21 +468,32 @@ class Casework:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "timeline")
             history, sealed_notes = await store.history(uow.conn, p)
+            employers = await self._employer_names(uow.conn, p)
+        for e in history.employments:
+            e.employer_name = employers.get(e.id)
         data_key = self._data_key(p)
         texts: dict[UUID, str | None] = {}
         for n in history.notes:
-            blob = sealed_notes.get(n.id)
-            if data_key is not None and blob is not None and n.readable_by(who.sub,
-                                                                           p.assigned_to):
-                texts[n.id] = self.vault.open(data_key, p.id, NOTE, blob)["text"]
+            sealed = sealed_notes.get(n.id)
+            if data_key is None or sealed is None or not n.readable_by(who.sub, p.assigned_to):
+                continue
+            blob, sealed_with = sealed
+            context = self._note_context(n.id, n.confidential) if sealed_with == 2 else b""
+            doc = self._open(data_key, p, NOTE, blob, context)
+            texts[n.id] = doc["text"] if doc else None
         return timeline(history, texts)
 
-    async def access_log(self, participant_id: UUID, after: int | None,
-                         limit: int) -> list[AccessLogEntry]:
-        async with self.pool.acquire() as conn:
-            if await store.municipality_of(conn, participant_id) is None:
+    async def access_log(self, participant_id: UUID, after: int | None, limit: int,
+                         who: Principal) -> list[AccessLogEntry]:
+        """Who read or changed the participant's data. An auditor whose token names a
+        municipality sees that municipality's participants only (404 otherwise); the
+        auditor's own read is logged too, after the page it read."""
+        async with self._work() as uow:
+            municipality = await store.municipality_of(uow.conn, participant_id)
+            if municipality is None or who.municipality_code not in (None, municipality):
                 raise not_found("participant")
-            rows = await store.access_log(conn, participant_id, after, limit)
+            rows = await store.access_log(uow.conn, participant_id, after, limit)
+            await store.log_access(uow.conn, [participant_id], who.sub, "access_log")
         return [AccessLogEntry(**dict(r)) for r in rows]
 
     # --- follow-ups due ------------------------------------------------------------------
@@ -484,6 +544,41 @@ class Casework:
             if len(rows) < batch:
                 return moved
 
+    async def reseal(self, batch: int = 200) -> tuple[int, int]:
+        """Reseal what was sealed before notes were bound to their id and flag, and seal the
+        employers' names written in clear; those of erased participants are dropped. Safe
+        to stop and run again. Returns (notes, employer names) done."""
+        notes = names = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.notes_to_reseal(conn, batch)
+                for r in rows:
+                    sealed = None
+                    if r["sealed"] is not None and r["wrapped"] is not None:
+                        pid = r["participant_id"]
+                        key = self.vault.unwrap(pid, WrappedKey(r["key_id"], bytes(r["wrapped"])))
+                        doc = self.vault.open(key, pid, NOTE, bytes(r["sealed"]))
+                        sealed = self.vault.seal(key, pid, NOTE, doc,
+                                                 self._note_context(r["id"], r["confidential"]))
+                    await store.reseal_note(conn, r["id"], sealed)
+            notes += len(rows)
+            if len(rows) < batch:
+                break
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.employer_names_to_seal(conn, batch)
+                for r in rows:
+                    sealed = None
+                    if r["wrapped"] is not None:
+                        pid = r["participant_id"]
+                        key = self.vault.unwrap(pid, WrappedKey(r["key_id"], bytes(r["wrapped"])))
+                        sealed = self.vault.seal(key, pid, EMPLOYER, {"name": r["employer_name"]},
+                                                 r["id"].bytes)
+                    await store.seal_employer_name(conn, r["id"], sealed)
+            names += len(rows)
+            if len(rows) < batch:
+                return notes, names
+
     # --- registry events -----------------------------------------------------------------
 
     async def apply_company(self, conn: Conn, version: int, payload: CompanyPayload) -> None:
@@ -516,7 +611,13 @@ class Casework:
 
     async def outcomes(self, municipality: str | None, start: date | None,
                        end: date | None) -> Outcomes:
-        """Outcome figures for a municipality (or all) and a period; counts only."""
+        """Outcome figures for a municipality (or all) and a period of whole months; counts
+        only, and none small enough to single anybody out."""
+        try:
+            check_period(start, end)
+        except RuleError as e:
+            raise _problem(e) from None
         async with self.pool.acquire() as conn:
-            counts = await store.outcome_counts(conn, municipality, start, end, today())
-        return outcomes(counts, municipality, start, end)
+            counts = await store.outcome_counts(conn, municipality, start, end,
+                                                self.now().date())
+        return outcomes(counts, municipality, start, end, self.stats_min_group)

@@ -31,6 +31,11 @@ class CaseworkSettings(ServiceSettings):
         default=3600.0, description="Seconds between follow-up sweeps in the app; 0 turns it off"
     )
 
+    stats_min_group: int = Field(
+        default=5, ge=1,
+        description="The smallest group `/stats/outcomes` shows; counts from 1 to one less "
+        "are null (1 shows everything)",
+    )
     stream_retention_hours: float = Field(
         default=48.0, ge=24.0,
         description="How long `/stream` keeps changes for clients resuming with Last-Event-ID",

@@ -24,7 +24,14 @@ from casework.domain import (
     SealedPersonalData,
     StageChange,
 )
-from casework.outcomes import Exit, FollowUpCount, OutcomeCounts
+from casework.outcomes import (
+    Count,
+    ExitCount,
+    FollowUpCount,
+    FormCount,
+    OutcomeCounts,
+    StageCount,
+)
 from casework.timeline import CaseHistory
 
 CHANGES_CHANNEL = "casework_changes"
@@ -111,8 +118,8 @@ SELECT p.id, p.municipality_code, p.referral_source, p.assigned_to, p.stage, p.e
             SELECT pl.*, c.name AS company_name FROM placements pl
             LEFT JOIN companies c ON c.id = pl.company_id
             WHERE pl.participant_id = p.id) x) AS placements,
-       (SELECT row_to_json(e) FROM employments e WHERE e.participant_id = p.id
-        ORDER BY e.created_at DESC LIMIT 1) AS employment,
+       (SELECT to_jsonb(e) - 'employer_sealed' FROM employments e
+        WHERE e.participant_id = p.id ORDER BY e.created_at DESC LIMIT 1) AS employment,
        (SELECT coalesce(json_agg(f ORDER BY f.offset_days), '[]') FROM follow_ups f
         WHERE f.employment_id = (SELECT e.id FROM employments e WHERE e.participant_id = p.id
                                  ORDER BY e.created_at DESC LIMIT 1)) AS follow_ups
@@ -210,8 +217,10 @@ async def municipality_of(conn: Conn, participant_id: UUID) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, bytes]]:
-    """Everything recorded about the case, and each note's sealed text."""
+async def history(conn: Conn, p: Participant
+                  ) -> tuple[CaseHistory, dict[UUID, tuple[bytes, int]]]:
+    """Everything recorded about the case, and each note's sealed text with how it was
+    sealed (`notes.sealed_with`)."""
     stages = await conn.fetch(
         "SELECT participant_id, from_stage, to_stage, exit_reason, at, by FROM stage_changes "
         "WHERE participant_id = $1 ORDER BY id", p.id)
@@ -236,7 +245,25 @@ async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, b
         follow_ups=[FollowUp(**dict(r)) for r in follow_ups],
         notes=[NoteRef(**{k: r[k] for k in NoteRef.model_fields}) for r in notes],
         reassignments=[Reassignment(**dict(r)) for r in reassignments],
-    ), {r["id"]: bytes(r["sealed"]) for r in notes if r["sealed"] is not None}
+    ), {r["id"]: (bytes(r["sealed"]), r["sealed_with"]) for r in notes
+        if r["sealed"] is not None}
+
+
+async def employer_names(conn: Conn, participant_id: UUID
+                         ) -> dict[UUID, tuple[bytes | None, str | None]]:
+    """Each employment's employer name: sealed, or as written before names were sealed."""
+    rows = await conn.fetch(
+        "SELECT id, employer_sealed, employer_name FROM employments WHERE participant_id = $1 "
+        "AND (employer_sealed IS NOT NULL OR employer_name IS NOT NULL)", participant_id)
+    return {r["id"]: (bytes(r["employer_sealed"]) if r["employer_sealed"] else None,
+                      r["employer_name"]) for r in rows}
+
+
+async def seal_employer_name(conn: Conn, employment_id: UUID, sealed: bytes | None) -> None:
+    """The employer's name sealed (None: gone, for an erased participant); never in clear."""
+    await conn.execute(
+        "UPDATE employments SET employer_sealed = $2, employer_name = NULL WHERE id = $1",
+        employment_id, sealed)
 
 
 # --- participants: saving --------------------------------------------------------------
@@ -300,11 +327,12 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
             [(x.id, x.participant_id, x.company_id, x.kind, x.start, x.planned_end,
               x.hours_per_week, x.status, x.created_by, x.created_at, x.version) for x in rows])
     if rows := added.get(Employment):
+        # the employer's name is personal data: the service seals it (seal_employer_name)
         await conn.executemany(
-            "INSERT INTO employments (id, participant_id, form, employer_company_id, "
-            "employer_name, start, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            [(e.id, e.participant_id, e.form, e.employer_company_id, e.employer_name, e.start,
-              e.created_at) for e in rows])
+            "INSERT INTO employments (id, participant_id, form, employer_company_id, start, "
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            [(e.id, e.participant_id, e.form, e.employer_company_id, e.start, e.created_at)
+             for e in rows])
     if rows := added.get(FollowUp):
         await conn.executemany(
             "INSERT INTO follow_ups (id, participant_id, employment_id, offset_days, due_date) "
@@ -337,6 +365,8 @@ async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
     """Erasure: destroy the data key and null every sealed column; the figures stay."""
     await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
     await conn.execute("UPDATE notes SET sealed = NULL WHERE participant_id = $1", participant_id)
+    await conn.execute("UPDATE employments SET employer_sealed = NULL, employer_name = NULL "
+                       "WHERE participant_id = $1", participant_id)
     await conn.execute(
         "UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL "
         "WHERE id = $1", participant_id)
@@ -345,8 +375,9 @@ async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
 async def insert_note(conn: Conn, note: NoteRef, sealed: bytes) -> None:
     await conn.execute(
         """
-        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at,
+                           sealed_with)
+        VALUES ($1, $2, $3, $4, $5, $6, 2)
         """,
         note.id, note.participant_id, note.author, note.confidential, sealed, note.created_at,
     )
@@ -567,6 +598,36 @@ async def get_key(conn: Conn, participant_id: UUID) -> tuple[str, bytes] | None:
     return (r["key_id"], bytes(r["wrapped"])) if r is not None else None
 
 
+# --- resealing what was sealed before -------------------------------------------------
+
+
+async def notes_to_reseal(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """Notes sealed the first way (bound to the participant only), with the wrapped key."""
+    return await conn.fetch(
+        """
+        SELECT n.id, n.participant_id, n.confidential, n.sealed, k.key_id, k.wrapped
+        FROM notes n LEFT JOIN participant_keys k ON k.participant_id = n.participant_id
+        WHERE n.sealed_with = 1 ORDER BY n.id LIMIT $1
+        FOR UPDATE OF n SKIP LOCKED
+        """, limit)
+
+
+async def reseal_note(conn: Conn, note_id: UUID, sealed: bytes | None) -> None:
+    await conn.execute("UPDATE notes SET sealed = $2, sealed_with = 2 WHERE id = $1",
+                       note_id, sealed)
+
+
+async def employer_names_to_seal(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """Employers' names still in clear, with the participant's wrapped key."""
+    return await conn.fetch(
+        """
+        SELECT e.id, e.participant_id, e.employer_name, k.key_id, k.wrapped
+        FROM employments e LEFT JOIN participant_keys k ON k.participant_id = e.participant_id
+        WHERE e.employer_name IS NOT NULL ORDER BY e.id LIMIT $1
+        FOR UPDATE OF e SKIP LOCKED
+        """, limit)
+
+
 # --- follow-ups due --------------------------------------------------------------------
 
 
@@ -620,52 +681,67 @@ async def access_log(
 
 
 # --- statistics -----------------------------------------------------------------------
-# Each query takes ($1 municipality or NULL, $2 from or NULL, $3 to or NULL), dates inclusive.
+# Each query takes ($1 municipality or NULL, $2 from or NULL, $3 to or NULL), dates inclusive,
+# and counts by municipality and calendar month (casework.outcomes withholds small groups).
 
 _IN_PERIOD = """
     ($1::text IS NULL OR p.municipality_code = $1)
     AND ($2::date IS NULL OR {at}::date >= $2) AND ($3::date IS NULL OR {at}::date <= $3)
 """
+_MONTH = "date_trunc('month', {at})::date"
 
 
 async def outcome_counts(conn: Conn, municipality: str | None, start: date | None,
                          end: date | None, today: date) -> OutcomeCounts:
     """The counts the outcome figures are made of (see `casework.outcomes`)."""
     args = (municipality, start, end)
-    stages = await conn.fetch(
-        "SELECT p.stage, count(*) AS n FROM participants p WHERE "
-        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY p.stage", *args)
-    forms = await conn.fetch(
-        "SELECT e.form, count(*) AS n FROM employments e "
-        "JOIN participants p ON p.id = e.participant_id WHERE "
-        + _IN_PERIOD.format(at="e.start") + " GROUP BY e.form", *args)
+    referrals = await conn.fetch(
+        "SELECT p.municipality_code, " + _MONTH.format(at="p.referred_at") + " AS month, "
+        "p.stage, count(*) AS n FROM participants p WHERE "
+        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY 1, 2, 3", *args)
+    employments = await conn.fetch(
+        "SELECT p.municipality_code, " + _MONTH.format(at="e.start") + " AS month, e.form, "
+        "count(*) AS n FROM employments e JOIN participants p ON p.id = e.participant_id WHERE "
+        + _IN_PERIOD.format(at="e.start") + " GROUP BY 1, 2, 3", *args)
     exits = await conn.fetch(
-        "SELECT s.from_stage, s.exit_reason, count(*) AS n FROM stage_changes s "
+        "SELECT p.municipality_code, " + _MONTH.format(at="s.at") + " AS month, s.from_stage, "
+        "s.exit_reason, count(*) AS n FROM stage_changes s "
         "JOIN participants p ON p.id = s.participant_id WHERE s.to_stage = 'closed' AND "
-        + _IN_PERIOD.format(at="s.at") + " GROUP BY s.from_stage, s.exit_reason", *args)
-    median = await conn.fetchval(
-        """
+        + _IN_PERIOD.format(at="s.at") + " GROUP BY 1, 2, 3, 4", *args)
+    first = """
         WITH first AS (
             SELECT DISTINCT ON (e.participant_id) e.participant_id, e.start
             FROM employments e ORDER BY e.participant_id, e.created_at
         )
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.start - p.referred_at::date)
-        FROM first f JOIN participants p ON p.id = f.participant_id WHERE
-        """ + _IN_PERIOD.format(at="f.start"), *args)
+    """
+    first_employments = await conn.fetch(
+        first + "SELECT p.municipality_code, " + _MONTH.format(at="f.start") + " AS month, "
+        "count(*) AS n FROM first f JOIN participants p ON p.id = f.participant_id WHERE "
+        + _IN_PERIOD.format(at="f.start") + " GROUP BY 1, 2", *args)
+    median = await conn.fetchval(
+        first + "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.start - p.referred_at::date) "
+        "FROM first f JOIN participants p ON p.id = f.participant_id WHERE "
+        + _IN_PERIOD.format(at="f.start"), *args)
     follow_ups = await conn.fetch(
-        "SELECT f.offset_days, "
+        "SELECT p.municipality_code, " + _MONTH.format(at="f.due_date") + " AS month, "
+        "f.offset_days, "
         "count(*) FILTER (WHERE f.due_date <= $4) AS due, "
         "count(*) FILTER (WHERE f.recorded_at IS NOT NULL) AS recorded, "
         "count(*) FILTER (WHERE f.still_employed) AS still_employed "
         "FROM follow_ups f JOIN participants p ON p.id = f.participant_id "
         "WHERE f.cancelled_at IS NULL AND "
-        + _IN_PERIOD.format(at="f.due_date") + " GROUP BY f.offset_days ORDER BY f.offset_days",
-        *args, today)
+        + _IN_PERIOD.format(at="f.due_date") + " GROUP BY 1, 2, 3", *args, today)
     return OutcomeCounts(
-        by_stage={r["stage"]: r["n"] for r in stages},
-        employed_by_form={r["form"]: r["n"] for r in forms},
-        exits=[Exit(r["from_stage"], r["exit_reason"], r["n"]) for r in exits],
+        referrals=[StageCount(r["municipality_code"], r["month"], r["n"], r["stage"])
+                   for r in referrals],
+        employments=[FormCount(r["municipality_code"], r["month"], r["n"], r["form"])
+                     for r in employments],
+        exits=[ExitCount(r["municipality_code"], r["month"], r["n"], r["from_stage"],
+                         r["exit_reason"]) for r in exits],
+        first_employments=[Count(r["municipality_code"], r["month"], r["n"])
+                           for r in first_employments],
         median_days_to_employment=float(median) if median is not None else None,
-        follow_ups=[FollowUpCount(r["offset_days"], r["due"], r["recorded"],
-                                  r["still_employed"]) for r in follow_ups],
+        follow_ups=[FollowUpCount(r["municipality_code"], r["month"], r["due"],
+                                  r["offset_days"], r["recorded"], r["still_employed"])
+                    for r in follow_ups],
     )
