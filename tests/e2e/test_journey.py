@@ -288,12 +288,19 @@ async def test_the_whole_journey(stack: Stack) -> None:
         s.pool("notifications"), datetime.now(ZoneInfo("Europe/Stockholm")).date(),
         "Europe/Stockholm", "http://localhost:5173")
 
+    # The reassignment reaches the new case worker by email where notifications routes it
+    # (SPEC 3.3); the journey counts that email exactly when a subscription says so.
+    r = await s.notifications.get("/subscriptions", headers=ANALYST,
+                                  params={"event_type": "casework.participant.reassigned"})
+    assert r.status_code == 200, r.text
+    reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
         "kim@grona.example": 5,              # receipt, verified, 2 placements, deregistered
         "info@skr.example": 2,               # learning example, digest
         "handlaggare@stockholm.example": 1,  # Astrid's follow-up due
-        "kollega@stockholm.example": 1,      # Bertil's placement flagged: his case is hers now
+        # Bertil's placement flagged (his case is hers now), and the reassignment
+        "kollega@stockholm.example": 1 + reassignment_mailed,
     }
 
     async def all_mail() -> bool:

@@ -77,6 +77,7 @@ async def test_a_correction_needs_the_version_read(
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"personal_identity_number": "19900101-0017"}, "personal_identity_number"),
+    ({"personal_identity_number": None}, "personal_identity_number"),
     ({"given_name": None}, "given_name"),
     ({"family_name": ""}, "family_name"),
     ({"email": "not-an-email"}, "email"),
@@ -140,6 +141,23 @@ async def test_a_reassignment_goes_to_a_case_worker_of_the_same_municipality_onl
     r = await client.get("/participants", headers=colleague,
                          params={"assigned_to": "cw-taking-over"})
     assert p["id"] in [c["id"] for c in r.json()["items"]]
+
+
+async def test_a_referral_is_assigned_only_to_a_case_worker_of_the_municipality(
+    client: Any, case_worker: Any, identity_number: Any
+) -> None:
+    me = case_worker("0180", sub="cw-referring")
+    await _signed_in(client, case_worker("0180", sub="cw-colleague-0180"))
+    await _signed_in(client, case_worker("1480", sub="cw-colleague-1480"))
+    body = {"given_name": "Tilldelad", "family_name": "Testsson", "referral_source": "self"}
+    r = await client.post("/participants", headers=me, json={
+        **body, "personal_identity_number": identity_number(),
+        "assigned_to": "cw-colleague-1480"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "assigned_to"
+    r = await client.post("/participants", headers=me, json={
+        **body, "personal_identity_number": identity_number(),
+        "assigned_to": "cw-colleague-0180"})
+    assert r.status_code == 201 and r.json()["assigned_to"] == "cw-colleague-0180"
 
 
 async def test_who_casework_knows_is_noted_cheaply_and_follows_the_token(

@@ -77,7 +77,7 @@ def types(p: Participant) -> list[str]:
 
 
 def test_a_referral_starts_the_case_with_its_event() -> None:
-    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT)
+    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2"))
     assert (p.stage, p.version, p.assigned_to, p.created_by) == ("referred", 1, "cw-2", "cw-1")
     [event] = p.take_events()
     assert (event.type, event.aggregate_id, event.version) == (
@@ -337,6 +337,16 @@ def test_a_case_goes_only_to_a_case_worker_of_its_municipality() -> None:
         assigned_to="cw-2")
     assert p.added == [Reassignment(participant_id=p.id, from_assigned_to="cw-1",
                                     assigned_to="cw-2", at=AT, by="cw-1")]
+
+
+def test_a_referral_is_assigned_to_its_case_worker_or_a_colleague_of_the_municipality() -> None:
+    assert Participant.refer("0180", "self", "cw-1", "cw-1", AT).assigned_to == "cw-1"
+    with pytest.raises(RuleError) as e:
+        Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2", "1480"))
+    assert e.value.extra["errors"][0]["field"] == "assigned_to"
+    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2"))
+    assert p.assigned_to == "cw-2"
+    assert p.take_events()[0].payload.model_dump()["assigned_to"] == "cw-2"
 
 
 def test_a_correction_moves_the_version_once_even_without_an_event() -> None:

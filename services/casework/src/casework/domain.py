@@ -272,6 +272,17 @@ def check_transition(current: str, body: TransitionIn) -> None:
         raise invalid("exit_reason", "required when closing")
 
 
+def check_assignee(municipality_code: str, assigned_to: str,
+                   assignee: KnownUser | None) -> None:
+    """A case goes only to a case worker of its municipality, as casework knows them."""
+    if assignee is None or assignee.sub != assigned_to \
+            or not assignee.is_case_worker_of(municipality_code):
+        raise invalid(
+            "assigned_to",
+            f"{assigned_to!r} is not a case worker of municipality {municipality_code} "
+            "(casework knows a case worker once they have signed in to it)")
+
+
 def check_placement_start(current: str) -> None:
     """A placement starts in assessment, beside another one in training, or after a job."""
     if current != "in_training" and "in_training" not in TRANSITIONS[current]:
@@ -344,8 +355,13 @@ class Participant:
 
     @classmethod
     def refer(cls, municipality_code: str, referral_source: ReferralSource,
-              assigned_to: str, by: str, at: datetime) -> Participant:
-        """A person referred to the municipality's work training; the case starts `referred`."""
+              assigned_to: str, by: str, at: datetime,
+              assignee: KnownUser | None = None) -> Participant:
+        """A person referred to the municipality's work training; the case starts `referred`,
+        assigned to the referring case worker or to `assigned_to`, a case worker of the
+        municipality (`assignee`: what casework knows of them)."""
+        if assigned_to != by:
+            check_assignee(municipality_code, assigned_to, assignee)
         pid = uuid4()
         p = cls(id=pid, municipality_code=municipality_code, referral_source=referral_source,
                 assigned_to=assigned_to, stage="referred", exit_reason=None, referred_at=at,
@@ -515,13 +531,7 @@ class Participant:
             self.referral_source, changed = referral_source, True
         version = self.version
         if assigned_to is not None and assigned_to != self.assigned_to:
-            if assignee is None or assignee.sub != assigned_to \
-                    or not assignee.is_case_worker_of(self.municipality_code):
-                raise invalid(
-                    "assigned_to",
-                    f"{assigned_to!r} is not a case worker of municipality "
-                    f"{self.municipality_code} (casework knows a case worker once they have "
-                    "signed in to it)")
+            check_assignee(self.municipality_code, assigned_to, assignee)
             self.added.append(Reassignment(participant_id=self.id,
                                            from_assigned_to=self.assigned_to,
                                            assigned_to=assigned_to, at=at, by=by))

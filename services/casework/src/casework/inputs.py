@@ -173,13 +173,13 @@ class ParticipantPatch(_In):
     @field_validator("personal_identity_number")
     @classmethod
     def _unchanged(cls, value: object) -> object:
-        if value is not None:
-            raise ValueError("does not change; refer the person anew if it was wrong")
-        return value
+        # runs only when the field is sent: whatever it says, it is refused
+        raise ValueError("does not change; refer the person anew if it was wrong")
 
     def personal_changes(self) -> dict[str, str | None]:
-        """The personal fields given, by name."""
-        return {k: getattr(self, k) for k in PERSONAL_FIELDS if k in self.model_fields_set}
+        """The personal fields given, by name (never the identity number)."""
+        return {k: getattr(self, k) for k in PERSONAL_FIELDS
+                if k in self.model_fields_set and k != "personal_identity_number"}
 
 
 PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "phone", "email")

@@ -236,22 +236,26 @@ class Casework:
     async def refer(self, body: ParticipantIn, who: Principal) -> ParticipantView:
         """Register a referred participant; 409 with the existing id on a duplicate."""
         municipality = scope_of(who)
-        p = Participant.refer(municipality, body.referral_source, body.assigned_to or who.sub,
-                              who.sub, self.now())
         personal = body.model_dump(
             mode="json", include={"given_name", "family_name", "personal_identity_number",
                                   "phone", "email"})
-        data_key, wrapped = self.vault.new_data_key(p.id)
-        sealed = SealedPersonalData(self.vault.seal(data_key, p.id, PERSONAL, personal),
-                                    wrapped.key_id, wrapped.wrapped)
         hash_input = self._hash_input(body.personal_identity_number)
-        view = ParticipantView.with_personal(p, personal)
+        assigned_to = body.assigned_to or who.sub
         try:
             async with self._work() as uow:
+                assignee = None
+                if assigned_to != who.sub:
+                    assignee = await store.known_user(uow.conn, assigned_to)
+                p = Participant.refer(municipality, body.referral_source, assigned_to,
+                                      who.sub, self.now(), assignee)
                 existing = await store.find_open_case(
                     uow.conn, municipality, self.vault.identity_hashes(hash_input))
                 if existing is not None:
                     raise _duplicate(existing)
+                data_key, wrapped = self.vault.new_data_key(p.id)
+                sealed = SealedPersonalData(self.vault.seal(data_key, p.id, PERSONAL, personal),
+                                            wrapped.key_id, wrapped.wrapped)
+                view = ParticipantView.with_personal(p, personal)
                 await store.add_participant(uow.conn, p, sealed,
                                             self.vault.identity_hash(hash_input))
                 await store.log_access(uow.conn, [p.id], who.sub, "create")
