@@ -4,7 +4,6 @@ municipality's log, a case worker's token without a municipality."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -14,17 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from stdnum import luhn
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     JWT_TEST_SECRET,
     api_routes,
     auth,
-    delete_queues,
     fresh_database,
+    serving,
     unique_namespace,
 )
 from casework.app import create_app
@@ -44,23 +42,25 @@ def identity_number() -> str:
 
 
 @pytest.fixture(scope="module")
-async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
-    namespace = unique_namespace()
+async def served(postgres_url: str, broker_url: str
+                 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     async with fresh_database(postgres_url, "casework_privacy", MIGRATIONS) as dsn:
         application = create_app(CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
-            queue_namespace=namespace, follow_up_sweep_interval=0,
-            casework_data_key=base64.b64encode(b"privacy-attacks-privacy-attacks!").decode()))
-        async with LifespanManager(application):
-            yield application
-    await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
+            queue_namespace=unique_namespace(), follow_up_sweep_interval=0,
+            casework_data_key=DATA_KEY))
+        async with serving(application, "http://casework") as c:
+            yield application, c
 
 
 @pytest.fixture(scope="module")
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://casework") as c:
-        yield c
+def app(served: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def client(served: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return served[1]
 
 
 async def _closed(client: httpx.AsyncClient, app: FastAPI, municipality: str, reason: str,

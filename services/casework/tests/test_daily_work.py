@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from asf_contracts import registry as reg
-from asf_kit.testing import auth, event_tap
+from asf_testing import auth, event_tap
 
 
 def deregistered(company_id: uuid.UUID, name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asf_kit.testing import auth
+from asf_testing import auth
 
 STATS_MUNICIPALITY = "0999"  # used by no other test, so the figures are exact
 

@@ -10,13 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import delete_queues, token, unique_namespace
+from asf_testing import serving, token, unique_namespace
 from casework import store
 from casework.app import create_app
 
@@ -95,7 +92,7 @@ class Stream:
 
 
 async def test_changes_in_scope_only_with_an_id_on_every_event(
-    env: Any, refer: Any, move: Any, case_worker: Any, identity_number: Any, broker_url: str,
+    env: Any, refer: Any, move: Any, case_worker: Any, identity_number: Any,
 ) -> None:
     headers = case_worker("0998")
     s = await Stream(env.app, headers).open()
@@ -113,20 +110,15 @@ async def test_changes_in_scope_only_with_an_id_on_every_event(
         assert all(e["id"] for e in s.events) and ids == sorted(ids) and len(set(ids)) == len(ids)
 
         # a change made on another replica reaches this replica's stream (LISTEN/NOTIFY)
-        namespace = unique_namespace()
-        replica = create_app(env.settings.model_copy(update={"queue_namespace": namespace}))
-        try:
-            async with LifespanManager(replica), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=replica), base_url="http://replica-2"
-            ) as client2:
-                r = await client2.post("/participants", headers=headers, json={
-                    "given_name": "Replika", "family_name": "Tvåsson",
-                    "personal_identity_number": identity_number(),
-                    "referral_source": "self"})
-                assert r.status_code == 201
-                await s.until(lambda: r.json()["id"] in s.text)
-        finally:
-            await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
+        replica = create_app(env.settings.model_copy(
+            update={"queue_namespace": unique_namespace()}))
+        async with serving(replica, "http://replica-2") as client2:
+            r = await client2.post("/participants", headers=headers, json={
+                "given_name": "Replika", "family_name": "Tvåsson",
+                "personal_identity_number": identity_number(),
+                "referral_source": "self"})
+            assert r.status_code == 201
+            await s.until(lambda: r.json()["id"] in s.text)
     finally:
         await s.close()
 
@@ -277,5 +269,36 @@ async def test_an_id_never_handed_out_starts_afresh(env: Any, case_worker: Any) 
         ready = s.events[0]
         assert ready["data"] == {"resumed": False, "reset": True}
         assert int(ready["id"]) < 10**15
+    finally:
+        await s.close()
+
+
+async def test_a_lost_listen_connection_ends_the_streams_and_nothing_is_missed(
+    env: Any, refer: Any, move: Any, case_worker: Any
+) -> None:
+    headers = case_worker("0989")
+    s = await Stream(env.app, headers).open()
+    await s.until(lambda: bool(s.events))
+    broadcaster = env.app.state.broadcaster
+    listener_pid = broadcaster._listener.get_server_pid()
+    async with env.pool.acquire() as conn:
+        await conn.execute("SELECT pg_terminate_backend($1)", listener_pid)
+    pid = (await refer(headers))["id"]  # perhaps while nobody listens
+    try:
+        await s.until(lambda: s.ended, within=30)
+    finally:
+        await s.close()
+    resume_from = s.events[-1]["id"]  # the last id the client got, as a browser keeps it
+    for _ in range(300):  # listening again, on a new connection
+        if broadcaster.listening and broadcaster._listener.get_server_pid() != listener_pid:
+            break
+        await asyncio.sleep(0.1)
+    assert broadcaster.listening
+    s = await Stream(env.app, headers, last_event_id=resume_from).open()
+    try:
+        await move(pid, headers, "assessment")
+        await s.until(lambda: [e["data"]["stage"] for e in s.cases()][-1:] == ["assessment"])
+        stages = [(e["data"]["participant_id"], e["data"]["stage"]) for e in s.cases()]
+        assert (pid, "referred") in stages and stages[-1] == (pid, "assessment")
     finally:
         await s.close()

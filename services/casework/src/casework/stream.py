@@ -28,9 +28,9 @@ import anyio
 import asyncpg
 import orjson
 
-from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem
+from asf_kit.worker import Worker
 from casework import store
 
 log = get_logger(__name__)
@@ -64,41 +64,39 @@ class Subscription:
             self.queue.put_nowait(None)
 
 
-class Broadcaster:
-    """One LISTEN connection per process, fanned out to each open stream.
+class Broadcaster(Worker):
+    """One LISTEN connection per process (a kit worker), fanned out to each open stream.
 
-    Every `heartbeat` seconds it also tells the database that this replica's streams are
-    still open, and now and then forgets changes older than the retention.
+    Each round (every `heartbeat` seconds) tells the database that this replica's streams
+    are still open, and now and then forgets changes older than the retention. When the
+    LISTEN connection had to be opened again, whatever was NOTIFYed meanwhile was not heard:
+    every stream open at the time is ended, so each client resumes from the table.
     """
 
-    def __init__(self, dsn: str, *, retention: timedelta, heartbeat: float = 30.0,
-                 prune_every: float = 600.0, queue_size: int = 256) -> None:
-        self._dsn = dsn
+    def __init__(self, dsn: str, pool: Callable[[], asyncpg.Pool], *, retention: timedelta,
+                 heartbeat: float = 30.0, prune_every: float = 600.0,
+                 queue_size: int = 256) -> None:
+        super().__init__("casework-stream", dsn=dsn, channel=store.CHANGES_CHANNEL,
+                         interval=heartbeat)
+        self._pool = pool
         self.retention = retention
         self.heartbeat = heartbeat
         self._prune_every = prune_every
         self._queue_size = queue_size
         self.process_id = uuid4()
         self.subscriptions: dict[UUID, Subscription] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-
-    @property
-    def listening(self) -> bool:
-        return self._connected.is_set()
+        self._heard_on: object = None
+        self._last_prune = float("-inf")
+        self._first_round = asyncio.Event()
 
     async def start(self) -> None:
-        """Start listening; waits a few seconds for the first connection, then goes on."""
-        self._task = asyncio.create_task(self._run(), name="casework-stream")
+        """Start listening; waits a few seconds for the connection, then goes on."""
+        await super().start()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), 5.0)
+            await asyncio.wait_for(self._first_round.wait(), 5.0)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+    async def stop(self, grace: float = 10.0) -> None:
+        await super().stop(grace)
         self._end_all()
 
     def subscribe(self, sub: str, municipality_code: str) -> Subscription:
@@ -113,50 +111,26 @@ class Broadcaster:
         for s in list(self.subscriptions.values()):
             s.end()
 
-    async def _run(self) -> None:
-        """Listen; refresh and prune on the way; reconnect with a growing pause."""
-        backoff = 0.5
-        last_prune = 0.0
-        loop = asyncio.get_running_loop()
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                lost = asyncio.Event()
-                conn = await asyncpg.connect(self._dsn)
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(store.CHANGES_CHANNEL, self._on_notify)
-                self._connected.set()
-                backoff = 0.5
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), self.heartbeat)
-                    if lost.is_set():
-                        break
-                    await store.refresh_streams(conn, list(self.subscriptions))
-                    if loop.time() - last_prune >= self._prune_every:
-                        last_prune = loop.time()
-                        pruned = await store.prune_stream(conn, now() - self.retention)
-                        if pruned:
-                            log.info("stream changes pruned", count=pruned)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.warning("stream listener lost; reconnecting", error=str(e),
-                            error_type=type(e).__name__, retry_in=backoff)
-            finally:
-                self._connected.clear()
-                # What was NOTIFYed meanwhile is not heard: end every stream, so each
-                # client resumes from the table with its Last-Event-ID.
-                self._end_all()
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+    async def round(self) -> bool:
+        if self._listener is not self._heard_on:  # (re)connected: NOTIFYs may be lost
+            self._heard_on = self._listener
+            self._end_all()
+        async with self._pool().acquire() as conn:
+            await store.refresh_streams(conn, list(self.subscriptions))
+            moment = asyncio.get_running_loop().time()
+            if moment - self._last_prune >= self._prune_every:
+                self._last_prune = moment
+                pruned = await store.prune_stream(conn, now() - self.retention)
+                if pruned:
+                    log.info("stream changes pruned", count=pruned)
+        if self.listening:
+            self._first_round.set()
+        return False
 
-    def _on_notify(self, _conn: Conn, _pid: int, _channel: str, payload: object) -> None:
+    def notified(self, payload: str) -> None:
+        """A change committed somewhere: to the streams of its municipality (no round)."""
         try:
-            change = orjson.loads(str(payload))
+            change = orjson.loads(payload)
         except orjson.JSONDecodeError:
             return
         for s in list(self.subscriptions.values()):
