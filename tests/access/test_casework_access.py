@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants/search"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/participants/{participant_id}"): CASE,
     ("DELETE", "/participants/{participant_id}"): {**CASE, "case_worker": 204},
+    ("PATCH", "/participants/{participant_id}"): CASE,
     ("POST", "/participants/{participant_id}/transitions"): CASE,
     ("POST", "/participants/{participant_id}/placements"): {**CASE, "case_worker": 201},
     ("POST", "/placements/{placement_id}/end"): CASE,
@@ -82,6 +83,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/statements/{statement_id}.csv"): HOSTED,
     ("POST", "/statements/{statement_id}/corrections"): {
         **HOSTED, "company_rep": 201, "case_worker": 201},
+    ("GET", "/follow-ups"): allow(200, "case_worker", "case_worker_other"),
+    ("GET", "/placements"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
     ("GET", "/metrics"): public(),
@@ -109,6 +112,7 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
         application = create_app(CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, follow_up_sweep_interval=0,
+            plan_review_sweep_interval=0, statement_sweep_interval=0,
             casework_data_key=DATA_KEY))
         async with serving(application):
             yield application
@@ -170,6 +174,9 @@ async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str,
         await ok(await c.post(f"{base}/transitions", headers=OWN, json={
             "to": "employed", "employment": {"form": "unsubsidised", "employer_name": "X AB",
                                              "start": today}}))
+    if method == "PATCH":
+        return path.replace("{participant_id}", pid), {"json": {"phone": "070-000 00 00",
+                                                                "version": 1}}
     if method == "DELETE":
         await ok(await c.post(f"{base}/transitions", json={"to": "closed", "exit_reason": "moved"},
                               headers=OWN))

@@ -4,10 +4,10 @@ and a real SMTP server in this process.
 A company is registered and verified; two participants are referred and placed there;
 a third, placed there since last month, has a week of attendance reported by the company's
 rep, last month's statement is issued, and her plan's review falls due; one is employed and
-her first follow-up falls due; a learning example is submitted; the company is deregistered.
-Every expected email arrives exactly once, every event is applied once by each service that
-consumes it, one trace runs from an HTTP request to the email, and no participant's
-personal data shows up in any event, log line or email.
+her first follow-up falls due; the other's case goes to a colleague; a learning example is
+submitted; the company is deregistered. Every expected email arrives exactly once, every
+event is applied once by each service that consumes it, one trace runs from an HTTP request
+to the email, and no participant's personal data shows up in any event, log line or email.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ OFFICER = auth("registry_officer", sub="officer-e2e")
 REP = auth("company_rep", sub="rep-e2e")
 CASE_WORKER_SUB = "cw-e2e"
 CASE_WORKER = auth("case_worker", sub=CASE_WORKER_SUB, municipality_code="0180")
+COLLEAGUE_SUB = "cw-e2e-colleague"
+COLLEAGUE = auth("case_worker", sub=COLLEAGUE_SUB, municipality_code="0180")
 ANALYST = auth("analyst", sub="analyst-e2e")
 
 CECILIA = {"given_name": "Cecilia", "family_name": "Quarnströmer", "phone": "+46 70 777 88 99",
@@ -128,7 +130,8 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                 "registry": registry_app(RegistrySettings(database_url=registry_db, **common)),
                 "casework": casework_app(CaseworkSettings(
                     database_url=casework_db, casework_data_key=DATA_KEY,
-                    follow_up_sweep_interval=0, **common)),
+                    follow_up_sweep_interval=0, plan_review_sweep_interval=0,
+                    statement_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
                     smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
@@ -169,6 +172,8 @@ async def test_the_whole_journey(stack: Stack) -> None:
         ("registry_officer", "Registrator", "registrator@registry.example", {}),
         ("case_worker", "Handläggare", "handlaggare@stockholm.example",
          {"subject": CASE_WORKER_SUB, "municipality_code": "0180"}),
+        ("case_worker", "Kollega", "kollega@stockholm.example",
+         {"subject": COLLEAGUE_SUB, "municipality_code": "0180"}),
     ):
         r = await s.notifications.post("/contacts", json={
             "name": name, "email": email, "role": role, **extra}, headers=ANALYST)
@@ -228,6 +233,26 @@ async def test_the_whole_journey(stack: Stack) -> None:
         start + timedelta(days=90))
     assert announced == 1
 
+    # 3b. Bertil's case goes to a colleague, who has signed in to casework before.
+    bertil = participants[1]
+    assert (await s.casework.get("/participants", headers=COLLEAGUE)).status_code == 200
+    r = await s.casework.get(f"/participants/{bertil}", headers=CASE_WORKER)
+    r = await s.casework.patch(f"/participants/{bertil}", json={"assigned_to": COLLEAGUE_SUB},
+                               headers={**CASE_WORKER, "If-Match": r.headers["ETag"]})
+    assert r.status_code == 200 and r.json()["assigned_to"] == COLLEAGUE_SUB, r.text
+
+    async def reassigned() -> list[dict[str, Any]]:
+        return [e for e in s.tap.of_type("casework.participant.reassigned")
+                if e["aggregate_id"] == bertil]
+
+    [event] = await eventually(reassigned, "the reassignment to be published")
+    assert event["payload"] == {"participant_id": bertil, "municipality_code": "0180",
+                                "from_assigned_to": CASE_WORKER_SUB,
+                                "assigned_to": COLLEAGUE_SUB}
+    r = await s.casework.get(f"/participants/{bertil}/timeline", headers=COLLEAGUE)
+    assert [i["details"] for i in r.json()["items"] if i["kind"] == "reassigned"] == [
+        {"from_assigned_to": CASE_WORKER_SUB, "assigned_to": COLLEAGUE_SUB}]
+
     # 4. A learning example is submitted over the registry's HTTP API.
     r = await s.registry.post("/learning-examples", headers=CASE_WORKER, json={
         "municipality_code": "0180", "company_ids": [company_id],
@@ -256,13 +281,21 @@ async def test_the_whole_journey(stack: Stack) -> None:
     await s.apps["notifications"].state.notifications.run_digest(
         datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
+    # The reassignment reaches the new case worker by email where notifications routes it
+    # (SPEC 3.3); the journey counts that email exactly when a subscription says so.
+    r = await s.notifications.get("/subscriptions", headers=ANALYST,
+                                  params={"event_type": "casework.participant.reassigned"})
+    assert r.status_code == 200, r.text
+    reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
         # receipt, verified, 3 placements, last month's statement, deregistered
         "kim@grona.example": 7,
         "info@skr.example": 2,               # learning example, digest
-        # follow-up due, plan review due, placements flagged
+        # Astrid's follow-up due, Cecilia's plan review due and her placement flagged
         "handlaggare@stockholm.example": 3,
+        # Bertil's placement flagged (his case is hers now), and the reassignment
+        "kollega@stockholm.example": 1 + reassignment_mailed,
     }
 
     async def all_mail() -> bool:

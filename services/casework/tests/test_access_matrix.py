@@ -19,6 +19,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("POST", "/participants/search", {}, {"case_worker"}),
     ("GET", "/participants/{participant_id}", None, {"case_worker"}),
     ("DELETE", "/participants/{participant_id}", None, {"case_worker"}),
+    ("PATCH", "/participants/{participant_id}", {"phone": None}, {"case_worker"}),
     ("POST", "/participants/{participant_id}/transitions", {}, {"case_worker"}),
     ("POST", "/participants/{participant_id}/placements", {}, {"case_worker"}),
     ("POST", "/placements/{placement_id}/end", {}, {"case_worker"}),
@@ -41,6 +42,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/statements/{statement_id}", None, {"company_rep", "case_worker"}),
     ("GET", "/statements/{statement_id}.csv", None, {"company_rep", "case_worker"}),
     ("POST", "/statements/{statement_id}/corrections", {}, {"company_rep", "case_worker"}),
+    ("GET", "/follow-ups", None, {"case_worker"}),
+    ("GET", "/placements", None, {"case_worker"}),
 ]
 ROLES = ["case_worker", "registry_officer", "company_rep", "analyst", "auditor"]
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",

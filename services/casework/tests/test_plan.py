@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 from asf_kit.db import create_pool
 from asf_testing import auth
 from casework.app import build_service, create_app
-from casework.plan import sealing_purpose
+from casework.plan import PLAN, plan_context
 from casework.service import PERSONAL
 from casework.workdays import swedish_date
 
@@ -200,10 +200,28 @@ async def test_the_plan_is_sealed_bound_to_its_version_and_erased_with_the_parti
     vault = env.casework.vault
     data_key = vault.unwrap(uuid.UUID(pid), WrappedKey(key_id, bytes(wrapped)))
     pid_u, plan_u = uuid.UUID(pid), uuid.UUID(plan["id"])
-    assert vault.open(data_key, pid_u, sealing_purpose(plan_u, 1), bytes(rows[0]["sealed"]))
-    for purpose in (sealing_purpose(plan_u, 2), sealing_purpose(uuid.uuid4(), 1), PERSONAL):
+    blob = bytes(rows[0]["sealed"])
+    assert vault.open(data_key, pid_u, PLAN, blob, plan_context(plan_u, 1))["goals"]
+    for purpose, context in ((PLAN, plan_context(plan_u, 2)),
+                             (PLAN, plan_context(uuid.uuid4(), 1)), (PERSONAL, b"")):
         with pytest.raises(InvalidTag):
-            vault.open(data_key, pid_u, purpose, bytes(rows[0]["sealed"]))
+            vault.open(data_key, pid_u, purpose, blob, context)
+        with pytest.raises(InvalidTag):
+            vault.open(data_key, uuid.uuid4(), PLAN, blob, plan_context(plan_u, 1))
+
+    # a version's text put in place of another's (outside casework) does not open
+    current = bytes(rows[1]["sealed"])
+    async with env.pool.acquire() as conn:
+        await conn.execute("UPDATE plan_versions SET sealed = $2 WHERE plan_id = $1 AND "
+                           "version = 2", plan_u, blob)
+    r = await client.get(url, headers=headers)
+    assert r.status_code == 200 and r.json()["goals"] is None
+    r = await client.put(url, json=plan_body(), headers={**headers, "If-Match": '"2"'})
+    assert r.status_code == 409 and r.json()["title"] == "Plan unreadable"
+    async with env.pool.acquire() as conn:
+        await conn.execute("UPDATE plan_versions SET sealed = $2 WHERE plan_id = $1 AND "
+                           "version = 2", plan_u, current)
+    assert (await client.get(url, headers=headers)).json()["goals"][0]["text"] == GOAL
 
     # a closed case's plan is read, not changed; erasure takes its text for good
     assert (await move(pid, headers, "closed", exit_reason="moved")).status_code == 200

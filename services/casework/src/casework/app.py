@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version as _dist_version
 from typing import Any
 
@@ -19,9 +20,8 @@ from casework import api, attendance_api, handlers, plan_api
 from casework.attendance_service import AttendanceCases
 from casework.crypto import Vault
 from casework.plan_service import PlanCases
-from casework.service import now, today
 from casework.settings import CaseworkSettings
-from casework.stream import Broadcaster
+from casework.stream import Broadcaster, CaseStream
 from casework.workdays import swedish_date
 
 SERVICE = "casework"
@@ -39,9 +39,8 @@ class CaseworkService(PlanCases, AttendanceCases):
 def build_service(settings: CaseworkSettings, pool: Callable[[], Any]) -> CaseworkService:
     vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
                                 settings.casework_previous_data_keys)
-    service = CaseworkService(pool, vault, settings.follow_up_offsets_days)
-    service.stats_min_group = settings.stats_min_group
-    return service
+    return CaseworkService(pool, vault, settings.follow_up_offsets_days,
+                           stats_min_group=settings.stats_min_group)
 
 
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
@@ -51,18 +50,18 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     casework = build_service(settings, lambda: runtime.pool)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
-    broadcaster = Broadcaster(settings.database_url)
+    broadcaster = Broadcaster(settings.database_url, lambda: runtime.pool,
+                              retention=timedelta(hours=settings.stream_retention_hours),
+                              heartbeat=settings.stream_heartbeat_seconds)
     runtime.extra_checks["stream"] = _listening(broadcaster)
-
-    sweeps = [
+    sweeps = [sweep for sweep in (
         Sweep("follow-up-sweep", settings.follow_up_sweep_interval,
-              lambda: casework.sweep_follow_ups(today())),
+              lambda: casework.sweep_follow_ups(casework.now().date())),
         Sweep("plan-review-sweep", settings.plan_review_sweep_interval,
-              lambda: casework.sweep_plan_reviews(swedish_date(now()))),
+              lambda: casework.sweep_plan_reviews(swedish_date(casework.now()))),
         Sweep("statement-sweep", settings.statement_sweep_interval,
-              lambda: casework.close_due_months(swedish_date(now()))),
-    ]
-    sweeps = [sweep for sweep in sweeps if sweep.interval > 0]
+              lambda: casework.close_due_months(swedish_date(casework.now()))),
+    ) if sweep.interval > 0]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -91,6 +90,9 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.casework = casework
     app.state.broadcaster = broadcaster
+    app.state.streams = CaseStream(lambda: runtime.pool, broadcaster,
+                                   per_user=settings.stream_max_per_user,
+                                   per_process=settings.stream_max_per_process)
     app.include_router(api.router)
     app.include_router(plan_api.router)
     app.include_router(attendance_api.router)
@@ -98,12 +100,13 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
 
 
 class Sweep(Worker):
-    """A sweep run every `interval` seconds: follow-ups, plan reviews or the month's
-    statements. Each does its work exactly once however many replicas run it."""
+    """A sweep run every `interval` seconds (the first soon after start): follow-ups due,
+    plan reviews due, or the previous month's statements. Each does its work exactly once,
+    whichever replica runs it."""
 
     def __init__(self, name: str, interval: float, sweep: Callable[[], Awaitable[object]]
                  ) -> None:
-        super().__init__(name, interval=interval, first_round_after=interval)
+        super().__init__(name, interval=interval, first_round_after=min(interval, 60.0))
         self._sweep = sweep
 
     async def round(self) -> bool:

@@ -7,16 +7,17 @@ those of their municipality. A placement or statement outside the caller's scope
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from asf_kit.api import Cursor, Limit, problems, time_cursor
-from asf_kit.auth import Principal, Role, require
+from asf_kit.auth import Principal, Role
 from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 from asf_kit.problems import invalid
-from casework.api import CaseWorker
+from casework.api import CaseWorker, _signed_in
 from casework.attendance import (
     AttendanceDay,
     AttendanceIn,
@@ -26,8 +27,9 @@ from casework.attendance import (
     RateIn,
     RepPlacement,
 )
-from casework.attendance_service import AttendanceCases
+from casework.attendance_service import AttendanceCases, company_of
 from casework.inputs import PlacementKind
+from casework.service import scope_of
 from casework.statements import Statement, StatementSummary, StatementView, statement_csv
 
 router = APIRouter()
@@ -38,10 +40,24 @@ def _attendance(request: Request) -> AttendanceCases:
     return casework
 
 
+def _in_scope(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Let in `roles` only, each with its scope in the token (a case worker's municipality,
+    a rep's company): 403 before anything is looked up."""
+
+    async def dependency(who: Principal = Depends(_signed_in(*roles))) -> Principal:
+        if who.has(Role.CASE_WORKER):
+            scope_of(who)
+        elif who.has(Role.COMPANY_REP):
+            company_of(who)
+        return who
+
+    return dependency
+
+
 Service = Annotated[AttendanceCases, Depends(_attendance)]
-CompanyRep = Annotated[Principal, Depends(require(Role.COMPANY_REP))]
-RepOrCaseWorker = Annotated[Principal, Depends(require(Role.COMPANY_REP, Role.CASE_WORKER))]
-RateReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.CASE_WORKER))]
+CompanyRep = Annotated[Principal, Depends(_in_scope(Role.COMPANY_REP))]
+RepOrCaseWorker = Annotated[Principal, Depends(_in_scope(Role.COMPANY_REP, Role.CASE_WORKER))]
+RateReader = Annotated[Principal, Depends(_in_scope(Role.ANALYST, Role.CASE_WORKER))]
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-10"])]
 _errors = problems(403, 404)
 

@@ -84,9 +84,6 @@ def _period(start: dt.date | None, end: dt.date | None, today: dt.date
 class AttendanceCases(Casework):
     """Casework's use cases of attendance, rates and statements."""
 
-    stats_min_group: int = 5
-    """Counts from 1 to this - 1 are suppressed in statistics (`STATS_MIN_GROUP`)."""
-
     # --- the rep's view -------------------------------------------------------------------
 
     async def company_placements(self, company_id: UUID, who: Principal, *,

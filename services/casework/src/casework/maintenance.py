@@ -54,3 +54,12 @@ async def close_month(settings: CaseworkSettings, month: Month | None = None,
         return len(await casework.close_due_months(on or swedish_date(now())))
     finally:
         await casework.pool.close()
+
+
+async def reseal(settings: CaseworkSettings) -> tuple[int, int]:
+    """Reseal old notes and seal employers' names written in clear (after migration 002)."""
+    casework = await _casework(settings)
+    try:
+        return await casework.reseal()
+    finally:
+        await casework.pool.close()

@@ -185,15 +185,15 @@ class Plan:
         """Replace goals, activities, the next review date and the participant's part.
         Goals sent with their id keep it. False (and no new version) when nothing changes."""
         _check_open(case)
-        assert self.content is not None, "open the plan before changing it"
-        errors = _goal_id_errors(body, self.content)
+        current = _readable(self)
+        errors = _goal_id_errors(body, current)
         errors += _review_date_errors(body.next_review_date, self.next_review_date, today)
         if errors:
             raise _invalid(errors)
         goals = _goals(body)
         content = PlanContent(goals=goals, activities=_activities(body))
         if (content, body.next_review_date, body.participant_involved) == (
-                self.content, self.next_review_date, self.participant_involved):
+                current, self.next_review_date, self.participant_involved):
             return False
         self._apply(body, goals, by, at)
         return True
@@ -203,7 +203,7 @@ class Plan:
         """Record a review held on `body.held_on` (today by default); it sets the next review
         date (none when the outcome is `end`) and so makes a new version."""
         _check_open(case)
-        assert self.content is not None, "open the plan before reviewing it"
+        _readable(self)
         held_on = body.held_on or today
         errors: list[tuple[str, str]] = []
         if held_on > today:
@@ -263,14 +263,19 @@ class Plan:
                            participant_involved=self.participant_involved, at=at, by=by)
 
 
-def sealing_purpose(plan_id: UUID, version: int) -> str:
-    """What a plan version's seal is bound to (with the participant): this plan, this
-    version, so a sealed version cannot be moved to another plan or passed off as another."""
-    return f"plan/{plan_id}/v{version}"
+PLAN = "plan"
+PLAN_REVIEW = "plan_review"
+"""What the plan's content and a review's comment are sealed as (with the participant)."""
 
 
-def review_purpose(review_id: UUID) -> str:
-    return f"plan-review/{review_id}"
+def plan_context(plan_id: UUID, version: int) -> bytes:
+    """A plan version's seal is bound to this plan and this version: it cannot be moved to
+    another plan, nor an old version passed off as the current one."""
+    return plan_id.bytes + version.to_bytes(4, "big")
+
+
+def review_context(plan_id: UUID, review_id: UUID) -> bytes:
+    return plan_id.bytes + review_id.bytes
 
 
 # --- rules ------------------------------------------------------------------------------
@@ -288,6 +293,15 @@ def _check_open(case: Participant) -> None:
     if case.stage == "closed":
         raise RuleError(409, "Case closed", "the plan of a closed case is not changed",
                         current_stage=case.stage)
+
+
+def _readable(plan: Plan) -> PlanContent:
+    """The plan's content, opened; 409 when it did not open (changed outside casework)."""
+    if plan.content is None:
+        raise RuleError(409, "Plan unreadable",
+                        "the plan's sealed text does not open (changed outside casework); "
+                        "it cannot be changed")
+    return plan.content
 
 
 def _review_date_errors(new: dt.date | None, current: dt.date | None,

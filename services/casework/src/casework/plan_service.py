@@ -3,7 +3,7 @@ worklist of reviews, and the sweep that announces reviews falling due.
 
 Each is one unit of work with the access-log row of the read or change. The plan's goals,
 activities and review comments are sealed with the participant's data key, bound to the
-participant, the plan and the version (`casework.plan.sealing_purpose`).
+participant, the plan and the version (`casework.plan.plan_context`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from asf_kit.uow import UnitOfWork, check_version
 from casework import plan_store, store
 from casework.domain import Participant
 from casework.plan import (
+    PLAN,
+    PLAN_REVIEW,
     Plan,
     PlanContent,
     PlanDue,
@@ -26,9 +28,9 @@ from casework.plan import (
     PlanView,
     Review,
     ReviewIn,
+    plan_context,
     plan_timeline,
-    review_purpose,
-    sealing_purpose,
+    review_context,
 )
 from casework.plan_store import SealedPlan
 from casework.service import Casework, envelope, scope_of
@@ -49,7 +51,7 @@ class PlanCases(Casework):
             await store.log_access(uow.conn, [participant_id], who.sub, "plan_read")
         if loaded is None:
             raise not_found("plan")
-        self._open(p, loaded)
+        self._open_plan(p, loaded)
         return PlanView.of(loaded.plan, swedish_date(self.now()))
 
     async def write_plan(self, participant_id: UUID, body: PlanIn, expected: int,
@@ -63,7 +65,7 @@ class PlanCases(Casework):
             if loaded is None:
                 plan = Plan.write_first(p, body, who.sub, now, swedish_date(now))
             else:
-                self._open(p, loaded)
+                self._open_plan(p, loaded)
                 plan = loaded.plan
                 plan.rewrite(p, body, who.sub, now, swedish_date(now))
             await self._save_plan(uow, p, plan, new=loaded is None)
@@ -80,7 +82,7 @@ class PlanCases(Casework):
             if loaded is None:
                 raise not_found("plan")
             check_version("plan", loaded.plan.version, expected)
-            self._open(p, loaded)
+            self._open_plan(p, loaded)
             review = loaded.plan.review(p, body, who.sub, now, swedish_date(now))
             await self._save_plan(uow, p, loaded.plan, new=False)
             await store.log_access(uow.conn, [p.id], who.sub, "plan_review")
@@ -137,19 +139,22 @@ class PlanCases(Casework):
 
     # --- sealing ----------------------------------------------------------------------
 
-    def _open(self, p: Participant, loaded: SealedPlan) -> None:
-        """Open the plan's sealed content and review comments (left None once erased)."""
+    def _open_plan(self, p: Participant, loaded: SealedPlan) -> None:
+        """Open the plan's sealed content and review comments (left None once erased, or
+        when they do not open)."""
         data_key = self._data_key(p)
         plan = loaded.plan
         if data_key is None or loaded.content is None:
             plan.content = None
             return
-        plan.content = PlanContent.model_validate(self.vault.open(
-            data_key, p.id, sealing_purpose(plan.id, plan.version), loaded.content))
+        content = self._open(data_key, p, PLAN, loaded.content,
+                             plan_context(plan.id, plan.version))
+        plan.content = PlanContent.model_validate(content) if content is not None else None
         for r in plan.reviews:
             blob = loaded.comments.get(r.id)
-            r.comment = (self.vault.open(data_key, p.id, review_purpose(r.id), blob)["comment"]
-                         if blob is not None else None)
+            comment = self._open(data_key, p, PLAN_REVIEW, blob, review_context(plan.id, r.id)) \
+                if blob is not None else None
+            r.comment = comment["comment"] if comment is not None else None
 
     async def _save_plan(self, uow: UnitOfWork, p: Participant, plan: Plan, *,
                          new: bool) -> None:
@@ -161,9 +166,10 @@ class PlanCases(Casework):
         for x in plan.added:
             if isinstance(x, PlanVersion):
                 sealed[x.version] = self.vault.seal(
-                    data_key, p.id, sealing_purpose(plan.id, x.version),
-                    x.content.model_dump(mode="json"))
+                    data_key, p.id, PLAN, x.content.model_dump(mode="json"),
+                    plan_context(plan.id, x.version))
             elif isinstance(x, Review) and x.comment is not None:
-                comments[x.id] = self.vault.seal(data_key, p.id, review_purpose(x.id),
-                                                 {"comment": x.comment})
+                comments[x.id] = self.vault.seal(data_key, p.id, PLAN_REVIEW,
+                                                 {"comment": x.comment},
+                                                 review_context(plan.id, x.id))
         await plan_store.save_plan(uow.conn, plan, new=new, sealed=sealed, comments=comments)
