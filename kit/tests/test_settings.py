@@ -19,6 +19,8 @@ from asf_kit.settings import (
 )
 from asf_testing import JWT_TEST_SECRET
 
+pytestmark = pytest.mark.fast
+
 STRONG = base64.b64encode(os.urandom(32)).decode()
 
 

@@ -109,6 +109,8 @@ class EventConsumer:
         self.runtime = runtime
         self.queues = queues
         self.prefetch = prefetch
+        self.once: inbox.Once = inbox.once_in(lambda: runtime.pool)
+        """Where each effect runs, with its event claimed in the inbox (see `inbox.Once`)."""
         self.handlers: dict[tuple[str, int], tuple[type[BaseModel], Handler]] = {}
         runtime.on_connect.append(self.declare)
         runtime.consumers.append(self)
@@ -191,9 +193,9 @@ class EventConsumer:
                                        "messaging.destination.name": self.queues.main}),
         ):
             try:
-                async with self.runtime.pool.acquire() as conn, conn.transaction():
-                    first = await inbox.claim(conn, event)
-                    if first:
+                async with self.once(event) as conn:
+                    first = conn is not None
+                    if conn is not None:
                         await handler(conn, event, payload)
             except Exception as e:
                 tries = _previous_failures(headers, self.queues.main) + 1

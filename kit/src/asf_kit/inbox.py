@@ -6,8 +6,18 @@ skipped, so a redelivered message changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import asyncpg
+
 from asf_contracts import Envelope
 from asf_kit.db import Conn
+
+Once = Callable[[Envelope], AbstractAsyncContextManager[Conn | None]]
+"""`async with once(event) as conn`: the effect's transaction, `conn` None when the event was
+handled before. The consumer's one way to the database (a fast test passes an in-memory one,
+`asf_testing.MemoryInbox`)."""
 
 
 async def claim(conn: Conn, event: Envelope) -> bool:
@@ -22,3 +32,15 @@ async def claim(conn: Conn, event: Envelope) -> bool:
         event.event_type,
     )
     return bool(inserted)
+
+
+def once_in(pool: Callable[[], asyncpg.Pool]) -> Once:
+    """The inbox in the service's database: a transaction on a pooled connection with the
+    event claimed in it; the effect and the claim commit together or not at all."""
+
+    @asynccontextmanager
+    async def once(event: Envelope) -> AsyncIterator[Conn | None]:
+        async with pool().acquire() as conn, conn.transaction():
+            yield conn if await claim(conn, event) else None
+
+    return once

@@ -27,6 +27,8 @@ from casework.inputs import (
     normalize_identity_number,
 )
 
+pytestmark = pytest.mark.fast
+
 TODAY = date(2026, 11, 28)
 
 

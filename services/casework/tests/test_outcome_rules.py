@@ -19,6 +19,8 @@ from casework.outcomes import (
     outcomes,
 )
 
+pytestmark = pytest.mark.fast
+
 JAN, FEB, MAR, APR = (date(2026, m, 1) for m in (1, 2, 3, 4))
 
 

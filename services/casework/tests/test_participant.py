@@ -28,6 +28,8 @@ from casework.domain import (
 from casework.inputs import PlacementIn, TransitionIn
 from casework.timeline import CaseHistory, timeline
 
+pytestmark = pytest.mark.fast
+
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 OFFSETS = [90, 180, 365]
 

@@ -37,6 +37,8 @@ from casework.statements import (
 )
 from casework.workdays import Month, easter_sunday, first_working_day, is_working_day, swedish_date
 
+pytestmark = pytest.mark.fast
+
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TODAY = AT.date()
 

@@ -26,6 +26,8 @@ from notifications.mail_templates import (
 )
 from notifications.settings import NotificationsSettings
 
+pytestmark = pytest.mark.fast
+
 
 def sub(**fields: object) -> Subscription:
     at = datetime.now(UTC)

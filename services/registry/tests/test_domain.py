@@ -15,6 +15,8 @@ from registry.domain import (
     normalize_org_number,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def registration(**overrides: object) -> CompanyRegistration:
     body: dict[str, object] = {

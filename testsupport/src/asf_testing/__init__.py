@@ -13,10 +13,13 @@ plugin (`asf_testing.plugin`, loaded by the root `conftest.py`).
 - `access`: the callers of an access matrix (`VARIANTS`, `allow`, `public`, `everyone`,
   `api_routes`)
 - `logs`: `captured_logs`
+- `fast`: the fast layer's guards (`pytest -m fast`) and, for handler routing on FastStream's
+  in-memory broker, `MemoryInbox`, `consumer_of`, `envelope`, `dead_letters`
 """
 
 from asf_testing.access import ANONYMOUS, VARIANTS, allow, api_routes, everyone, public
 from asf_testing.apps import serving
+from asf_testing.fast import MemoryInbox, consumer_of, dead_letters, envelope
 from asf_testing.infra import (
     EventTap,
     delete_queues,
@@ -39,6 +42,7 @@ __all__ = [
     "EventTap",
     "JwksServer",
     "LogLines",
+    "MemoryInbox",
     "Recorder",
     "ServiceProcess",
     "SigningKey",
@@ -47,7 +51,10 @@ __all__ = [
     "api_routes",
     "auth",
     "captured_logs",
+    "consumer_of",
+    "dead_letters",
     "delete_queues",
+    "envelope",
     "event_tap",
     "everyone",
     "free_port",

@@ -6,7 +6,11 @@ RabbitMQ — the ones on this machine (`TEST_DATABASE_URL`, `TEST_BROKER_URL`, d
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -54,3 +58,58 @@ def identity_number() -> Callable[..., str]:
 def org_number() -> Callable[..., str]:
     """`org_number(group="7", dash=True)`: a fresh valid organisationsnummer."""
     return numbers.org_number
+
+
+# --- the fast layer (`pytest -m fast`, `make test-fast`; see `asf_testing.fast`) -------------
+
+FAST = "fast"
+SERVERS = ("postgres_url", "broker_url")
+"""The fixtures that reach a real server; a fast test may use neither."""
+
+
+class NetworkInFastTest(RuntimeError):
+    """A fast test tried to open a network connection."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{FAST}: the fast layer (`make test-fast`): rules and routing without "
+        "PostgreSQL, RabbitMQ or any network; such a test may not use postgres_url or broker_url",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture is set up: a fast test that would reach a server fails."""
+    if item.get_closest_marker(FAST) is None:
+        return
+    servers = [name for name in SERVERS if name in getattr(item, "fixturenames", ())]
+    if servers:
+        pytest.fail(
+            f"{item.nodeid} is marked fast but uses {' and '.join(servers)} (itself or through "
+            "a fixture): a fast test runs without servers. Drop the mark, or the fixture.",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[
+        None, object, object]:
+    if item.get_closest_marker(FAST) is None:
+        return (yield)
+    with no_network(item.nodeid):
+        return (yield)
+
+
+@contextmanager
+def no_network(who: str) -> Generator[None, None, None]:
+    """Opening a connection (TCP or a Unix socket) raises `NetworkInFastTest` meanwhile."""
+
+    def refuse(sock: socket.socket, address: Any) -> Any:
+        raise NetworkInFastTest(
+            f"{who} is marked fast but connects to {address!r}: a fast test runs without "
+            "PostgreSQL, RabbitMQ or any network. Drop the mark, or the connection.")
+
+    with mock.patch.object(socket.socket, "connect", refuse), \
+            mock.patch.object(socket.socket, "connect_ex", refuse):
+        yield
