@@ -122,6 +122,21 @@ class Who:
     subject: str | None = None
 
 
+
+def test_an_audience_not_found_says_whom_it_missed_without_naming_anybody_else() -> None:
+    workers = routing.Audience("case_workers", subjects=("cw-1", "cw-2"))
+    assert workers.unreached([Who(subject="cw-1"), Who(subject="cw-2")]) is None
+    missing = workers.unreached([Who(subject="cw-1"), Who(subject="cw-9")])
+    assert missing is not None and "subject cw-2;" in missing and "cw-1" not in missing
+    assert "(none named)" in str(routing.Audience("case_workers").unreached([Who()]))
+    officers = routing.Audience("role", role="registry_officer", municipality_code="0180")
+    assert officers.unreached([Who(role="registry_officer")]) is None
+    assert officers.unreached([]) == (
+        "no active contact with role registry_officer for municipality 0180")
+    company = uuid.uuid4()
+    assert routing.Audience("company_contacts", company_ids=(company,)).unreached([]) == (
+        f"no contact with an email for company {company}")
+
 def test_flagged_placements_reach_each_case_worker_with_only_their_own() -> None:
     company = uuid.uuid4()
     payload = cw.PlacementsFlaggedPayload.model_validate({

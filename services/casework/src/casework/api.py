@@ -30,7 +30,8 @@ from casework.inputs import (
     TransitionIn,
 )
 from casework.outcomes import Outcomes
-from casework.service import Casework, may_read_stats, scope_of
+from casework.scope import may_read_stats, scope_of
+from casework.service import Casework
 from casework.stream import CaseStream
 from casework.timeline import TimelineItem
 from casework.views import (

@@ -27,9 +27,9 @@ from casework.attendance import (
     RateIn,
     RepPlacement,
 )
-from casework.attendance_service import AttendanceCases, company_of
+from casework.attendance_service import AttendanceCases
 from casework.inputs import PlacementKind
-from casework.service import scope_of
+from casework.scope import company_of, scope_of
 from casework.statements import Statement, StatementSummary, StatementView, statement_csv
 
 router = APIRouter()

@@ -38,7 +38,8 @@ from casework.attendance import (
 from casework.crypto import WrappedKey
 from casework.domain import SealedPersonalData
 from casework.outcomes import Outcomes
-from casework.service import PERSONAL, Casework, envelope, may_read_stats, scope_of
+from casework.scope import company_of, may_read_stats, scope_of, sees
+from casework.service import PERSONAL, Casework, envelope
 from casework.statements import (
     Statement,
     StatementLineView,
@@ -54,22 +55,7 @@ MAX_RANGE_DAYS = 366
 """The longest period of attendance read at once."""
 
 
-def company_of(who: Principal) -> UUID:
-    """The company a rep represents; 403 when the token names none."""
-    if who.company_id is None:
-        raise forbidden("a company rep's token must carry company_id")
-    return who.company_id
-
-
-def _sees(who: Principal, company_id: UUID, municipality_code: str) -> bool:
-    """A rep sees their company's placements and statements, a case worker their
-    municipality's."""
-    if who.has(Role.CASE_WORKER) and scope_of(who) == municipality_code:
-        return True
-    return who.has(Role.COMPANY_REP) and company_of(who) == company_id
-
-
-def _period(start: dt.date | None, end: dt.date | None, today: dt.date
+def attendance_period(start: dt.date | None, end: dt.date | None, today: dt.date
             ) -> tuple[dt.date, dt.date]:
     """From `start` (the first of `end`'s month) to `end` (today): at most MAX_RANGE_DAYS."""
     last = end or today
@@ -117,7 +103,7 @@ class AttendanceCases(Casework):
     async def _placement(self, conn: Any, placement_id: UUID, who: Principal, *,
                          share_lock: bool = False) -> HostedPlacement:
         p = await ast.hosted_placement(conn, placement_id, share_lock=share_lock)
-        if p is None or not _sees(who, p.company_id, p.municipality_code):
+        if p is None or not sees(who, p.company_id, p.municipality_code):
             raise not_found("placement")
         return p
 
@@ -148,7 +134,7 @@ class AttendanceCases(Casework):
     async def attendance(self, placement_id: UUID, who: Principal, start: dt.date | None,
                          end: dt.date | None) -> AttendancePage:
         """The days reported from `start` to `end` (the month so far by default)."""
-        period = _period(start, end, swedish_date(self.now()))
+        period = attendance_period(start, end, swedish_date(self.now()))
         async with self._work() as uow:
             p = await self._placement(uow.conn, placement_id, who)
             days = await ast.attendance_between(uow.conn, p, *period)
@@ -246,7 +232,7 @@ class AttendanceCases(Casework):
         now = self.now()
         async with self._work() as uow:
             found = await ast.get_statement(uow.conn, statement_id)
-            if found is None or not _sees(who, found[0].company_id, found[0].municipality_code):
+            if found is None or not sees(who, found[0].company_id, found[0].municipality_code):
                 raise not_found("statement")
             old = found[0]
             month = Month.parse(old.month)
@@ -334,7 +320,7 @@ class AttendanceCases(Casework):
         participant (opened now: none once erased)."""
         async with self._work() as uow:
             found = await ast.get_statement(uow.conn, statement_id)
-            if found is None or not _sees(who, found[0].company_id, found[0].municipality_code):
+            if found is None or not sees(who, found[0].company_id, found[0].municipality_code):
                 raise not_found("statement")
             s, superseded_by = found
             participants = await ast.participants_of(uow.conn, [x.placement_id for x in s.lines])

@@ -33,7 +33,8 @@ from casework.plan import (
     review_context,
 )
 from casework.plan_store import SealedPlan
-from casework.service import Casework, envelope, scope_of
+from casework.scope import scope_of
+from casework.service import Casework, envelope
 from casework.timeline import TimelineItem
 from casework.workdays import swedish_date
 

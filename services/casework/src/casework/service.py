@@ -20,11 +20,11 @@ from cryptography.exceptions import InvalidTag
 from asf_contracts import Envelope
 from asf_contracts import casework as ev
 from asf_contracts.registry import CompanyPayload
-from asf_kit.auth import Principal, Role
+from asf_kit.auth import Principal
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 from asf_kit.outbox import add_events, new_event
-from asf_kit.problems import Problem, forbidden, not_found, rule_problem
+from asf_kit.problems import Problem, not_found, rule_problem
 from asf_kit.rules import RuleError
 from asf_kit.uow import UnitOfWork, check_version, expected_version, unit_of_work
 from casework import store
@@ -52,6 +52,7 @@ from casework.inputs import (
     TransitionIn,
 )
 from casework.outcomes import Outcomes, check_period, outcomes
+from casework.scope import scope_of
 from casework.timeline import TimelineItem, timeline
 from casework.views import (
     AccessLogEntry,
@@ -79,23 +80,6 @@ def now() -> datetime:
 
 def today() -> date:
     return now().date()
-
-
-def scope_of(who: Principal) -> str:
-    """The municipality a case worker works in; 403 when the token names none."""
-    if who.municipality_code is None:
-        raise forbidden("a case worker's token must carry municipality_code")
-    return who.municipality_code
-
-
-def may_read_stats(who: Principal, municipality: str | None) -> str | None:
-    """An analyst reads any municipality or all; a case worker only their own."""
-    if who.has(Role.ANALYST):
-        return municipality
-    own = scope_of(who)
-    if municipality is not None and municipality != own:
-        raise forbidden("a case worker sees the outcomes of their own municipality only")
-    return own
 
 
 def envelope(e: Event) -> Envelope:

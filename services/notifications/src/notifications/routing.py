@@ -10,8 +10,8 @@ contacts only to the placements at their own company.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -449,6 +449,15 @@ class Audience:
                     if self.emails else "the event names no submitter")
         return (f"no case worker contact with subject {', '.join(self.subjects) or '(none named)'};"
                 " register one with POST /contacts (role case_worker, subject)")
+
+    def unreached(self, found: Sequence[Recipient]) -> str | None:
+        """Why (part of) this audience was not reached by the contacts `found` for it, or
+        None when it was: each case worker the event names needs a contact of their own."""
+        if self.kind == "case_workers":
+            have = {c.subject for c in found}
+            left = tuple(s for s in self.subjects if s not in have)
+            return replace(self, subjects=left).describe() if left or not self.subjects else None
+        return None if found else self.describe()
 
 
 def audience(sub: Subscription, facts: EventFacts) -> Audience | None:

@@ -13,7 +13,6 @@ import asyncio
 import tomllib
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any, TypeVar
@@ -504,13 +503,9 @@ class Notifications:
             contacts = await store.contacts_for(conn, audience)
             if audience.kind == "company_contacts" and not contacts:
                 await _company_known(conn, audience.company_ids)
-            if audience.kind == "case_workers":
-                found = {c.subject for c in contacts}
-                left = tuple(s for s in audience.subjects if s not in found)
-                if left or not audience.subjects:
-                    unreached[sub.template].append(replace(audience, subjects=left).describe())
-            elif not contacts:
-                unreached[sub.template].append(audience.describe())
+            reason = audience.unreached(contacts)
+            if reason is not None:
+                unreached[sub.template].append(reason)
             for contact in contacts:
                 if sub.mode == "daily_digest":  # counts per municipality, no references
                     await store.add_digest_item(conn, sub.id, contact.id, event.event_id,
