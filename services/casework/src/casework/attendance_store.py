@@ -304,7 +304,7 @@ async def list_statements(
         ) x WHERE ($4::boolean IS NULL OR (x.superseded_by IS NULL) = $4)
         ORDER BY x.issued_at DESC, x.id DESC
         LIMIT $7
-        """,
+        """,  # noqa: S608 (constant SQL)
         company_id, municipality_code, month, current, after[0] if after else None,
         after[1] if after else None, limit)
     return [(_statement(r), r["superseded_by"]) for r in rows]

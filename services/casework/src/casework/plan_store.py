@@ -36,7 +36,7 @@ async def load_plan(conn: Conn, participant_id: UUID, *, lock: bool = False
         SELECT pl.*, v.sealed FROM plans pl
         JOIN plan_versions v ON v.plan_id = pl.id AND v.version = pl.version
         WHERE pl.participant_id = $1
-        """ + (" FOR UPDATE OF pl" if lock else ""), participant_id)
+        """ + (" FOR UPDATE OF pl" if lock else ""), participant_id)  # noqa: S608 (constant SQL)
     if r is None:
         return None
     reviews = await conn.fetch(

@@ -27,7 +27,7 @@ def _company_row(c: Company) -> tuple[Any, ...]:
 
 async def insert_company(conn: Conn, c: Company) -> None:
     await conn.execute(
-        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
+        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "  # noqa: S608 (constant columns)
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         *_company_row(c),
     )
@@ -35,7 +35,7 @@ async def insert_company(conn: Conn, c: Company) -> None:
 
 async def insert_companies(conn: Conn, companies: list[Company]) -> None:
     await conn.executemany(
-        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
+        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "  # noqa: S608 (constant columns)
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         [_company_row(c) for c in companies],
     )
@@ -59,7 +59,8 @@ async def update_company(conn: Conn, c: Company, expected_version: int) -> bool:
 async def get_company(
     conn: Conn, company_id: UUID, *, for_update: bool = False
 ) -> Company | None:
-    sql = "SELECT document FROM companies WHERE id = $1" + (" FOR UPDATE" if for_update else "")
+    lock = " FOR UPDATE" if for_update else ""
+    sql = "SELECT document FROM companies WHERE id = $1" + lock  # noqa: S608 (constant SQL)
     doc = await conn.fetchval(sql, company_id)
     return Company.model_validate(doc) if doc is not None else None
 
