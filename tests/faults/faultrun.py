@@ -68,6 +68,7 @@ from asf_testing import (
     org_number,
     token,
 )
+from notifications.routing import ROUTED_EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = {name: ROOT / "services" / name / "migrations"
@@ -75,11 +76,8 @@ MIGRATIONS = {name: ROOT / "services" / name / "migrations"
 OFFICER_EMAIL = "registry-officer@faults.example.se"
 MUNICIPALITIES = ("0180", "1480")
 
-COMPANY_EVENTS = {reg.COMPANY_REGISTERED, reg.COMPANY_UPDATED, reg.COMPANY_VERIFIED,
-                  reg.COMPANY_REJECTED, reg.COMPANY_DEREGISTERED}
-NOTIFIED_REGISTRY_EVENTS = COMPANY_EVENTS | {reg.CONTRACT_AWARDED, reg.LEARNING_EXAMPLE_SUBMITTED}
-NOTIFIED_CASEWORK_EVENTS = {cw.PLACEMENTS_FLAGGED, cw.PLACEMENT_STARTED, cw.FOLLOW_UP_DUE,
-                            cw.PARTICIPANT_EMPLOYED}
+CONSUMED = {"casework": set(reg.COMPANY_EVENTS), "notifications": set(ROUTED_EVENTS)}
+"""The event types each consumer is bound to, from where the consumers read them."""
 COMPANY_TEMPLATES = {reg.COMPANY_VERIFIED: "company_verified",
                      reg.COMPANY_REJECTED: "company_rejected",
                      reg.COMPANY_DEREGISTERED: "company_deregistered"}
@@ -787,12 +785,8 @@ async def check(figures: Figures, client: LoadClient, dbs: dict[str, str], broke
                                      for r in [*registry_out, *casework_out])
     inbox = {s: {r["event_id"] for r in await fetch(dbs[s], "SELECT event_id FROM inbox")}
              for s in ("casework", "notifications")}
-    wanted = {
-        "casework": {r["event_id"] for r in registry_out if r["event_type"] in COMPANY_EVENTS},
-        "notifications": {r["event_id"] for r in registry_out
-                          if r["event_type"] in NOTIFIED_REGISTRY_EVENTS}
-        | {r["event_id"] for r in casework_out if r["event_type"] in NOTIFIED_CASEWORK_EVENTS},
-    }
+    wanted = {service: {r["event_id"] for r in [*registry_out, *casework_out]
+                        if r["event_type"] in types} for service, types in CONSUMED.items()}
     for service, ids in wanted.items():
         missing = ids - inbox[service]
         figures.events_lost += len(missing)

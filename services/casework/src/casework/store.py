@@ -598,12 +598,6 @@ async def rewrap_key(conn: Conn, participant_id: UUID, key_id: str,
     )
 
 
-async def get_key(conn: Conn, participant_id: UUID) -> tuple[str, bytes] | None:
-    r = await conn.fetchrow(
-        "SELECT key_id, wrapped FROM participant_keys WHERE participant_id = $1", participant_id)
-    return (r["key_id"], bytes(r["wrapped"])) if r is not None else None
-
-
 # --- resealing what was sealed before -------------------------------------------------
 
 

@@ -27,7 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from asf_kit.rules import RuleError
 
 Locale = Literal["sv", "en"]
-LOCALES: tuple[Locale, ...] = ("sv", "en")
 Part = Literal["subject", "text", "html"]
 PARTS: tuple[Part, ...] = ("subject", "text", "html")
 VersionSource = Literal["release", "analyst"]
