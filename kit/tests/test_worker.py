@@ -5,13 +5,14 @@ progress."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from asf_kit.worker import BACKOFF, Backoff, Worker
+from asf_kit.worker import BACKOFF, Backoff, Periodic, Worker
 
 
 class Recording(Worker):
@@ -190,3 +191,26 @@ async def test_the_first_round_can_wait() -> None:
 def test_a_listening_worker_needs_a_dsn() -> None:
     with pytest.raises(ValueError, match="dsn"):
         Worker("x", channel="outbox")
+
+
+async def test_a_periodic_job_runs_soon_after_start_then_every_interval() -> None:
+    ran: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def job() -> None:
+        ran.append(loop.time())
+        if len(ran) == 2:
+            raise RuntimeError("a bad round")  # backed off, then on again
+
+    started = loop.time()
+    periodic = Periodic("test-periodic", 0.2, job)
+    await periodic.start()
+    try:
+        while len(ran) < 4:
+            await asyncio.sleep(0.05)
+            assert loop.time() - started < 20, ran
+    finally:
+        await periodic.stop()
+    assert ran[0] - started >= 0.2  # not at once: the first round waits an interval
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(ran))
+    assert periodic.failures == 0  # the round after the failure succeeded

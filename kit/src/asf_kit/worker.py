@@ -30,13 +30,15 @@ A worker is a subclass with a `round()`; the base owns everything around it:
     await sweep.stop()                  # the round in progress finishes first
 
 A worker that only listens (fans NOTIFY payloads out) overrides `notified(payload)` and
-reads `listening` for readiness.
+reads `listening` for readiness. A job that only needs running every so often (a sweep that
+does its own work exactly once, whichever replica runs it) is a `Periodic`, not a subclass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -202,3 +204,16 @@ class Worker:
                 await asyncio.wait_for(conn.close(), 2)
             if not conn.is_closed():
                 conn.terminate()
+
+
+class Periodic(Worker):
+    """`job` every `interval` seconds, the first round soon after start (after `interval`, at
+    most a minute); a failing job backs off like every worker's round."""
+
+    def __init__(self, name: str, interval: float, job: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(name, interval=interval, first_round_after=min(interval, 60.0))
+        self._job = job
+
+    async def round(self) -> bool:
+        await self._job()
+        return False

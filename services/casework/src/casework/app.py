@@ -15,7 +15,7 @@ from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
-from asf_kit.worker import Worker
+from asf_kit.worker import Periodic
 from casework import api, attendance_api, handlers, plan_api
 from casework.attendance_service import AttendanceCases
 from casework.crypto import Vault
@@ -55,12 +55,13 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
                               heartbeat=settings.stream_heartbeat_seconds)
     runtime.extra_checks["stream"] = _listening(broadcaster)
     sweeps = [sweep for sweep in (
-        Sweep("follow-up-sweep", settings.follow_up_sweep_interval,
-              lambda: casework.sweep_follow_ups(casework.now().date())),
-        Sweep("plan-review-sweep", settings.plan_review_sweep_interval,
-              lambda: casework.sweep_plan_reviews(swedish_date(casework.now()))),
-        Sweep("statement-sweep", settings.statement_sweep_interval,
-              lambda: casework.close_due_months(swedish_date(casework.now()))),
+        # Each does its work exactly once, whichever replica runs it.
+        Periodic("follow-up-sweep", settings.follow_up_sweep_interval,
+                 lambda: casework.sweep_follow_ups(casework.now().date())),
+        Periodic("plan-review-sweep", settings.plan_review_sweep_interval,
+                 lambda: casework.sweep_plan_reviews(swedish_date(casework.now()))),
+        Periodic("statement-sweep", settings.statement_sweep_interval,
+                 lambda: casework.close_due_months(swedish_date(casework.now()))),
     ) if sweep.interval > 0]
 
     @asynccontextmanager
@@ -97,21 +98,6 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.include_router(plan_api.router)
     app.include_router(attendance_api.router)
     return app
-
-
-class Sweep(Worker):
-    """A sweep run every `interval` seconds (the first soon after start): follow-ups due,
-    plan reviews due, or the previous month's statements. Each does its work exactly once,
-    whichever replica runs it."""
-
-    def __init__(self, name: str, interval: float, sweep: Callable[[], Awaitable[object]]
-                 ) -> None:
-        super().__init__(name, interval=interval, first_round_after=min(interval, 60.0))
-        self._sweep = sweep
-
-    async def round(self) -> bool:
-        await self._sweep()
-        return False
 
 
 def _listening(broadcaster: Broadcaster) -> Callable[[], Awaitable[bool]]:
