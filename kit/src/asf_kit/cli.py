@@ -19,6 +19,13 @@ from asf_kit.settings import ServiceSettings, UnsafeForProduction
 Command = Callable[[argparse.Namespace], int]
 
 
+def migrations_of(cli_module: str) -> Path:
+    """A service's migrations, from its `cli.py` (`__file__`): packaged beside its modules in
+    an installed wheel, or the service folder's `migrations/` in a source checkout."""
+    packaged = Path(cli_module).parent / "migrations"
+    return packaged if packaged.exists() else Path(cli_module).resolve().parents[2] / "migrations"
+
+
 def _run_migrate(settings: ServiceSettings, migrations: Path) -> int:
     from asf_kit.db import ensure_database, migrate
 

@@ -18,8 +18,9 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from asf_kit.fields import Input
 from asf_kit.rules import RuleError
-from casework.inputs import CaseDate, PlacementKind, _In
+from casework.inputs import CaseDate, PlacementKind
 from casework.workdays import Month, is_working_day
 
 AbsenceReason = Literal["sick", "leave", "unexcused", "other"]
@@ -43,7 +44,7 @@ Hours = Annotated[float, Field(ge=0, le=24, description="Hours present that day,
                   AfterValidator(_hundredths)]
 
 
-class AttendanceIn(_In):
+class AttendanceIn(Input):
     """One day's report: `PUT /placements/{id}/attendance/{date}`."""
 
     hours_present: Hours
@@ -56,14 +57,14 @@ class AttendanceCorrection(AttendanceIn):
     date: dt.date
 
 
-class CorrectionIn(_In):
+class CorrectionIn(Input):
     """A re-issue of a closed month: the corrected days, and why."""
 
     reason: CorrectionReason
     attendance: list[AttendanceCorrection] = Field(default_factory=list, max_length=1000)
 
 
-class RateIn(_In):
+class RateIn(Input):
     municipality_code: str | None = Field(
         default=None, pattern=r"^\d{4}$", description="The caller's municipality by default")
     kind: PlacementKind

@@ -8,15 +8,12 @@ import asyncio
 import sys
 from datetime import date
 from importlib.metadata import version as _dist_version
-from pathlib import Path
 
 from asf_kit import cli
 from casework.settings import CaseworkSettings
 
 VERSION = _dist_version("asf-casework")  # not from `app`: serve checks settings first
-MIGRATIONS = Path(__file__).parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = cli.migrations_of(__file__)
 
 
 def _seed_args(p: argparse.ArgumentParser) -> None:

@@ -13,15 +13,13 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 from stdnum import luhn
 
-from asf_kit.fields import Email
+from asf_kit.fields import Email, Input
 
 Stage = Literal["referred", "assessment", "in_training", "employed", "closed"]
 STAGES: tuple[Stage, ...] = ("referred", "assessment", "in_training", "employed", "closed")
@@ -120,14 +118,10 @@ Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain
 Phone = Annotated[str | None, AfterValidator(_phone)]
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 # --- input ------------------------------------------------------------------------------
 
 
-class PersonalData(_In):
+class PersonalData(Input):
     """What identifies the person; encrypted at rest, never in events or logs."""
 
     given_name: Name
@@ -137,7 +131,7 @@ class PersonalData(_In):
     email: Email | None = None
 
 
-class IdentitySearch(_In):
+class IdentitySearch(Input):
     personal_identity_number: IdentityNumber
 
 
@@ -148,7 +142,7 @@ class ParticipantIn(PersonalData):
     )
 
 
-class ParticipantPatch(_In):
+class ParticipantPatch(Input):
     """A correction: only the fields given change; `phone` and `email` may be set to null.
     The identity number never changes (a new person is a new referral)."""
 
@@ -186,7 +180,7 @@ PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "pho
 """What identifies the person: sealed at rest, never in events, logs or lists."""
 
 
-class EmploymentIn(_In):
+class EmploymentIn(Input):
     form: EmploymentForm
     employer_company_id: UUID | None = Field(default=None, description="An ASF in the registry")
     employer_name: ShortText | None = None
@@ -199,7 +193,7 @@ class EmploymentIn(_In):
         return self
 
 
-class TransitionIn(_In):
+class TransitionIn(Input):
     """`{"to": stage}`, with `exit_reason` when closing and `employment` when employed."""
 
     to: Stage
@@ -217,7 +211,7 @@ class TransitionIn(_In):
         return self
 
 
-class PlacementIn(_In):
+class PlacementIn(Input):
     company_id: UUID
     kind: PlacementKind
     start: CaseDate
@@ -231,12 +225,12 @@ class PlacementIn(_In):
         return self
 
 
-class PlacementEndIn(_In):
+class PlacementEndIn(Input):
     reason: PlacementEndReason
     end: CaseDate | None = Field(default=None, description="Today when left out")
 
 
-class FollowUpIn(_In):
+class FollowUpIn(Input):
     offset_days: int | None = Field(
         default=None, ge=1, le=3650,
         description="Which follow-up; the earliest one not yet recorded when left out",
@@ -244,7 +238,7 @@ class FollowUpIn(_In):
     still_employed: bool
 
 
-class NoteIn(_In):
+class NoteIn(Input):
     text: Annotated[str, Field(min_length=1, max_length=10_000)]
     confidential: bool = Field(
         default=False, description="Only the author and the assigned case worker read the text"

@@ -19,9 +19,10 @@ from uuid import UUID, uuid4
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from asf_contracts import casework as ev
+from asf_kit.fields import Input
 from asf_kit.rules import RuleError
 from casework.domain import Event, Participant
-from casework.inputs import CaseDate, _In
+from casework.inputs import CaseDate
 from casework.timeline import TimelineItem
 
 GoalStatus = Literal["open", "reached", "dropped"]
@@ -47,7 +48,7 @@ PlanText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_
 # --- what callers send ------------------------------------------------------------------
 
 
-class GoalIn(_In):
+class GoalIn(Input):
     id: UUID | None = Field(
         default=None, description="An existing goal's id to keep it; left out for a new goal")
     text: PlanText
@@ -55,7 +56,7 @@ class GoalIn(_In):
     status: GoalStatus = "open"
 
 
-class ActivityIn(_In):
+class ActivityIn(Input):
     """A planned activity (work training tasks, a course, meetings …), optionally dated."""
 
     text: PlanText
@@ -69,7 +70,7 @@ class ActivityIn(_In):
         return self
 
 
-class PlanIn(_In):
+class PlanIn(Input):
     """The whole plan; `PUT` replaces it."""
 
     goals: list[GoalIn] = Field(default_factory=list, max_length=MAX_GOALS)
@@ -82,7 +83,7 @@ class PlanIn(_In):
         default=None, description="The version read, if not sent as If-Match (0: no plan yet)")
 
 
-class ReviewIn(_In):
+class ReviewIn(Input):
     held_on: CaseDate | None = Field(
         default=None, alias="date", description="The day the review was held; today by default")
     outcome: ReviewOutcome

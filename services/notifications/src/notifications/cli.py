@@ -20,9 +20,7 @@ if TYPE_CHECKING:
     from notifications.service import Notifications
 
 VERSION = _dist_version("asf-notifications")  # not from `app`: serve checks settings first
-MIGRATIONS = Path(__file__).parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = cli.migrations_of(__file__)
 
 
 def _mailcatcher(args: argparse.Namespace) -> int:

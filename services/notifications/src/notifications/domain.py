@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from asf_contracts import registry as reg
-from asf_kit.fields import Email
+from asf_kit.fields import Email, Input
 from asf_kit.rules import RuleError
 from notifications.mail_templates import Locale
 
@@ -55,19 +55,7 @@ Subject = Annotated[str, Field(min_length=1, max_length=200)]
 # --- contacts and subscriptions --------------------------------------------------------------
 
 
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL; refuse it here, naming the field, not with a 500.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("may not contain NUL characters")
-        return value
-
-
-class ContactIn(_In):
+class ContactIn(Input):
     name: Name
     email: Email
     role: RoleName
@@ -79,7 +67,7 @@ class ContactIn(_In):
     locale: Locale = "sv"
 
 
-class ContactPatch(_In):
+class ContactPatch(Input):
     name: Name | None = None
     email: Email | None = None
     role: RoleName | None = None
@@ -120,7 +108,7 @@ def check_contact(c: Contact) -> None:
                                  "message": "required for a case worker"}])
 
 
-class SubscriptionIn(_In):
+class SubscriptionIn(Input):
     event_type: str = Field(examples=[reg.LEARNING_EXAMPLE_SUBMITTED])
     contact_id: UUID | None = None
     role: RoleName | None = Field(
@@ -134,7 +122,7 @@ class SubscriptionIn(_In):
     template: str | None = Field(default=None, description="Defaults to the event's template")
 
 
-class SubscriptionPatch(_In):
+class SubscriptionPatch(Input):
     event_type: str | None = None
     contact_id: UUID | None = None
     role: RoleName | None = None

@@ -6,15 +6,12 @@ import argparse
 import asyncio
 import sys
 from importlib.metadata import version as _dist_version
-from pathlib import Path
 
 from asf_kit import cli
 from registry.settings import RegistrySettings
 
 VERSION = _dist_version("asf-registry")  # not from `app`: serve checks settings first
-MIGRATIONS = Path(__file__).parent / "migrations"
-if not MIGRATIONS.exists():  # running from a source checkout
-    MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = cli.migrations_of(__file__)
 
 
 def _seed(args: argparse.Namespace) -> int:
