@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from registry.service import IMPORT_COLUMNS
+from registry.imports import IMPORT_COLUMNS
 
 Headers = dict[str, dict[str, str]]
 
