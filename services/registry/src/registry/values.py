@@ -82,7 +82,7 @@ def refuse_control_characters(value: str) -> str:
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return refuse_control_characters(value)
+        return value if _CONTROL.search(value) is None else refuse_control_characters(value)
     if isinstance(value, list):
         return [refuse_control_characters(v) if isinstance(v, str) else v for v in value]
     return value
