@@ -376,3 +376,12 @@ async def test_only_officers_decide(
         r = await client.post(f"/companies/{c['id']}/deregistration",
                               json={"reason": "other"}, headers=headers[role])
         assert r.status_code == 403
+
+
+@pytest.mark.parametrize("param", ["q", "industry"])
+async def test_control_characters_in_list_parameters_are_422(
+    client: httpx.AsyncClient, headers: Headers, param: str
+) -> None:
+    r = await client.get("/companies", params={param: "\x00"}, headers=headers["officer"])
+    assert r.status_code == 422
+    assert fields(r) == [param]

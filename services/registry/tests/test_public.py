@@ -352,3 +352,12 @@ async def test_the_handbook_shows_published_examples_without_the_submitter(
     assert [e["id"] for e in by_type] == [ids["published"]]
     assert await all_pages(client, "/public/learning-examples", q=tag,
                            collaboration_type="founding_support") == []
+
+
+@pytest.mark.parametrize("path", ["/public/companies", "/public/learning-examples"])
+async def test_control_characters_in_a_search_are_422(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    r = await client.get(path, params={"q": "a\x00b"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "q"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
@@ -32,6 +32,7 @@ from registry.learning import (
 from registry.municipalities import all_municipalities
 from registry.service import Registry
 from registry.store import CompanyFilter
+from registry.values import refuse_control_characters
 from registry.views import PublicCompany, Stats
 
 router = APIRouter()
@@ -50,9 +51,10 @@ Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICE
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 MunicipalityParam = Annotated[str | None, Query(pattern=r"^\d{4}$")]
 CountyParam = Annotated[str | None, Query(pattern=r"^\d{2}$")]
-IndustryParam = Annotated[str | None, Query(max_length=40)]
-NameSearch = Annotated[str | None, Query(min_length=1, max_length=100,
-                                         description="part of the name")]
+SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
+IndustryParam = Annotated[SearchText | None, Query(max_length=40)]
+NameSearch = Annotated[SearchText | None, Query(min_length=1, max_length=100,
+                                                description="part of the name")]
 _errors = problems(403, 404, 409, 412, 428)
 
 

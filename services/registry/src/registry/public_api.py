@@ -22,7 +22,14 @@ from pydantic import BaseModel
 
 from asf_kit.api import Cursor, Limit, problems
 from asf_kit.pagination import DEFAULT_LIMIT, Page
-from registry.api import CountyParam, IndustryParam, MunicipalityParam, NameSearch, Service
+from registry.api import (
+    CountyParam,
+    IndustryParam,
+    MunicipalityParam,
+    NameSearch,
+    SearchText,
+    Service,
+)
 from registry.learning import CollaborationType
 from registry.municipalities import all_municipalities
 from registry.service import Registry
@@ -183,8 +190,8 @@ async def register_json(request: Request, registry: Service) -> Response:
 async def public_learning_examples(
     request: Request,
     registry: Service,
-    q: Annotated[str | None, Query(min_length=1, max_length=100,
-                                   description="part of the title or summary")] = None,
+    q: Annotated[SearchText | None, Query(min_length=1, max_length=100,
+                                          description="part of the title or summary")] = None,
     collaboration_type: CollaborationType | None = None,
     county_code: CountyParam = None,
     municipality_code: MunicipalityParam = None,
