@@ -32,7 +32,7 @@ from registry.store import CompanyFilter
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_MIGRATIONS = ROOT / "services" / "registry" / "migrations"
-EXPORT_SQL = "SELECT document FROM companies WHERE status = 'active' ORDER BY name, id"
+EXPORT_SQL = "SELECT document FROM companies WHERE status = 'active' ORDER BY id"
 
 
 async def raw_at_rate(name: str, call: Callable[[], Awaitable[Any]], rate: float,
@@ -67,11 +67,16 @@ async def one_at_a_time(name: str, call: Callable[[], Awaitable[Any]], runs: int
 
 
 async def _export_rows(pool: asyncpg.Pool) -> int:
+    """The export's queries: the active register in id order, 500 at a time."""
     n = 0
-    async with pool.acquire() as conn, conn.transaction():
-        async for batch in store.every_active_company(conn, 500):
-            n += len(batch)
-    return n
+    after = None
+    while True:
+        async with pool.acquire() as conn:
+            batch = await store.active_companies_by_id(conn, after, 500)
+        n += len(batch)
+        if len(batch) < 500:
+            return n
+        after = batch[-1]["id"]
 
 
 async def _copy_csv(pool: asyncpg.Pool) -> int:

@@ -21,6 +21,8 @@ CREATE INDEX companies_needing_review ON companies (name, id) WHERE needs_review
 CREATE INDEX companies_verified_until ON companies (valid_until, id)
     WHERE status = 'active' AND verification_level <> 'self_declared';
 CREATE INDEX companies_registered_by ON companies (registered_by);
+-- The open-data export reads the active register in id order, a batch at a time.
+CREATE INDEX companies_active_by_id ON companies (id) WHERE status = 'active';
 
 -- Each expiry warning and each expiry, once per company and verification decision, whichever
 -- replica's sweep gets there first: the key is what makes it once.

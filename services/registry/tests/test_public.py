@@ -361,3 +361,17 @@ async def test_control_characters_in_a_search_are_422(
     r = await client.get(path, params={"q": "a\x00b"})
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "q"
+
+
+async def test_the_export_reads_the_register_in_batches_each_company_once(
+    registry_app: FastAPI, new_company: Callable[..., Any]
+) -> None:
+    for _ in range(7):
+        await new_company(status="active")
+    registry = registry_app.state.registry
+    batches = [[c["id"] for c in batch] async for batch in registry.public_register(batch=3)]
+    ids = [i for b in batches for i in b]
+    assert all(len(b) == 3 for b in batches[:-1])
+    active = await registry_app.state.runtime.pool.fetch(
+        "SELECT id::text FROM companies WHERE status = 'active' ORDER BY id")
+    assert ids == [r["id"] for r in active]

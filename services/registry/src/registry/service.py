@@ -452,11 +452,20 @@ class Registry:
         return f"{count}-{versions}", self.clock().replace(microsecond=0)
 
     async def public_register(self, batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
-        """The whole public register in name order, `batch` companies at a time, read by one
-        statement (one snapshot of the database) through a cursor."""
-        async with unit_of_work(self.pool) as uow:
-            async for docs in store.every_active_company(uow.conn, batch):
-                yield [public_company(d) for d in docs]
+        """The whole public register in id order, `batch` companies at a time. Each batch is
+        its own short query and nothing is held between them, so a slow download keeps no
+        database connection; the id never changes, so each company comes once even while
+        the register changes underneath."""
+        after: UUID | None = None
+        while True:
+            async with unit_of_work(self.pool) as uow:
+                docs = await store.active_companies_by_id(uow.conn, after, batch)
+            if not docs:
+                return
+            yield [public_company(d) for d in docs]
+            if len(docs) < batch:
+                return
+            after = UUID(docs[-1]["id"])
 
     async def public_learning_examples(self, f: ExampleFilter, cursor: str | None,
                                        limit: int) -> Page:

@@ -3,7 +3,6 @@ stored documents, already in the API's shape, so a page needs no model validatio
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -183,20 +182,20 @@ async def active_company(conn: Conn, company_id: UUID) -> dict[str, Any] | None:
     return doc
 
 
-async def every_active_company(conn: Conn, batch: int) -> AsyncIterator[list[dict[str, Any]]]:
-    """The whole public register in name order, `batch` documents at a time, read through a
-    cursor so memory stays flat however large it is. Needs a transaction."""
-    rows: list[dict[str, Any]] = []
-    async for r in conn.cursor(
-        "SELECT document FROM companies WHERE status = 'active' ORDER BY name, id",
-        prefetch=batch,
-    ):
-        rows.append(r["document"])
-        if len(rows) >= batch:
-            yield rows
-            rows = []
-    if rows:
-        yield rows
+async def active_companies_by_id(conn: Conn, after: UUID | None, limit: int
+                                 ) -> list[dict[str, Any]]:
+    """The next `limit` active companies in id order after `after`: the open-data export
+    reads the register in such batches, each its own short query."""
+    rows = await conn.fetch(
+        """
+        SELECT document FROM companies
+        WHERE status = 'active' AND ($1::uuid IS NULL OR id > $1)
+        ORDER BY id
+        LIMIT $2
+        """,
+        after, limit,
+    )
+    return [r["document"] for r in rows]
 
 
 async def register_stamp(conn: Conn) -> tuple[int, int]:
