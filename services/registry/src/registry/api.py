@@ -162,8 +162,8 @@ class ImportResult(BaseModel):
 )
 async def import_companies(request: Request, registry: Service, who: Officer) -> ImportResult:
     """Import a CSV list: every row is checked; one bad row and nothing is imported."""
-    companies = await registry.import_csv(await request.body(), who)
-    return ImportResult(imported=len(companies), ids=[c.id for c in companies])
+    ids = await registry.import_csv(await request.body(), who)
+    return ImportResult(imported=len(ids), ids=ids)
 
 
 # --- contracts ----------------------------------------------------------------------------

@@ -12,14 +12,13 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from asf_kit.problems import field_errors
 from asf_kit.rules import RuleError
-from registry.domain import Company, CompanyRegistration
+from registry.domain import CompanyRegistration
 
 IMPORT_COLUMNS = [
     "org_number", "name", "legal_form", "municipality_code", "industries", "description",
@@ -94,9 +93,9 @@ def _row_to_registration(row: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class ImportCheck:
-    """What reading the file found: the companies of the good rows, and the bad rows."""
+    """What reading the file found: the registrations of the good rows, and the bad rows."""
 
-    companies: list[Company] = field(default_factory=list)
+    registrations: list[CompanyRegistration] = field(default_factory=list)
     line_of: dict[str, int] = field(default_factory=dict)
     """org_number → the line it is on."""
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -111,7 +110,7 @@ class ImportCheck:
             self.errors.append({"row": line, "field": field_name, "message": message})
 
 
-def read_import(raw: bytes, registered_by: str, now: datetime, max_rows: int) -> ImportCheck:
+def read_import(raw: bytes, max_rows: int) -> ImportCheck:
     """Check every row of the file. Raises a 422 `RuleError` for a file that is not a CSV
     list at all (encoding, header, no rows, too many rows, broken quoting)."""
     try:
@@ -135,7 +134,7 @@ def read_import(raw: bytes, registered_by: str, now: datetime, max_rows: int) ->
             rows += 1
             if rows > max_rows:
                 raise _refused("body", f"more than {max_rows} rows; split the file")
-            _check_row(check, reader.line_num, row, registered_by, now)
+            _check_row(check, reader.line_num, row)
     except csv.Error as e:
         raise _refused("body", f"line {reader.line_num}: {e}") from e
     if rows == 0:
@@ -143,8 +142,7 @@ def read_import(raw: bytes, registered_by: str, now: datetime, max_rows: int) ->
     return check
 
 
-def _check_row(check: ImportCheck, line: int, row: dict[str, Any], registered_by: str,
-               now: datetime) -> None:
+def _check_row(check: ImportCheck, line: int, row: dict[str, Any]) -> None:
     try:
         reg = CompanyRegistration.model_validate(_row_to_registration(row))
     except ValidationError as e:
@@ -156,4 +154,4 @@ def _check_row(check: ImportCheck, line: int, row: dict[str, Any], registered_by
         check.add_error(line, "org_number", f"same org_number as row {first}")
         return
     check.line_of[reg.org_number] = line
-    check.companies.append(Company.register(reg, registered_by, now))
+    check.registrations.append(reg)

@@ -252,7 +252,7 @@ class Registry:
         return await self._change(
             company_id, lambda c: c.deregister(body.reason, body.note, who.sub, self.clock()))
 
-    async def import_csv(self, raw: bytes, who: Principal) -> list[Company]:
+    async def import_csv(self, raw: bytes, who: Principal) -> list[UUID]:
         """All rows or none; every bad row reported by its line number (the first
         `MAX_REPORTED_ERRORS` errors, and how many there are). The file is read in a worker
         thread, so a large one does not hold up other requests."""
@@ -261,8 +261,7 @@ class Registry:
                           f"an import is at most {self.import_max_bytes} bytes; split the file",
                           slug="too-large")
         with _rules():
-            check = await asyncio.to_thread(read_import, raw, who.sub, self.clock(),
-                                            self.import_max_rows)
+            check = await asyncio.to_thread(read_import, raw, self.import_max_rows)
         async with unit_of_work(self.pool) as uow:
             taken = await store.existing_org_numbers(uow.conn, list(check.line_of))
             duplicates = [{"row": check.line_of[org], "field": "org_number",
@@ -282,9 +281,16 @@ class Registry:
                                        message=e["message"]) for e in errors],
                     rows=errors, error_count=total, bad_row_count=bad_rows,
                 )
-            await store.insert_companies(uow.conn, check.companies)
-            uow.publish(*_envelopes([e for c in check.companies for e in c.events]))
-        return check.companies
+            ids = []
+            at = self.clock()
+            for start in range(0, len(check.registrations), 500):  # bounded memory per step
+                chunk = [Company.register(reg, who.sub, at)
+                         for reg in check.registrations[start:start + 500]]
+                await store.insert_companies(uow.conn, chunk)
+                for company in chunk:
+                    uow.publish(*_envelopes(company.events))
+                ids += [c.id for c in chunk]
+        return ids
 
     # --- verification expiry -------------------------------------------------------------
 
