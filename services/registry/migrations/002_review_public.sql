@@ -1,5 +1,9 @@
 -- Review after verification, verification expiry, who reads what, the public register and
--- the handbook. Columns that lists filter on, copied out of the company document.
+-- the handbook.
+--
+-- The columns lists filter on are copied out of the stored document by a trigger, so they
+-- can never disagree with it, and a previous release still running during a rolling deploy
+-- (which writes only the document) keeps them right too.
 ALTER TABLE companies
     ADD COLUMN needs_review               boolean NOT NULL DEFAULT false,
     ADD COLUMN verification_level         text NOT NULL DEFAULT 'self_declared',
@@ -8,20 +12,27 @@ ALTER TABLE companies
     ADD COLUMN reserved_contract_eligible boolean NOT NULL DEFAULT false,
     ADD COLUMN registered_by              text;
 
-UPDATE companies SET
-    needs_review = coalesce((document->>'needs_review')::boolean, false),
-    verification_level = document->'verification'->>'level',
-    verified_at = (document->'verification'->>'at')::timestamptz,
-    valid_until = (document->'verification'->>'valid_until')::date,
-    reserved_contract_eligible = (document->>'reserved_contract_eligible')::boolean,
-    registered_by = document->>'registered_by';
+CREATE FUNCTION companies_from_document() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.needs_review := coalesce((NEW.document->>'needs_review')::boolean, false);
+    NEW.verification_level := coalesce(NEW.document->'verification'->>'level', 'self_declared');
+    NEW.verified_at := (NEW.document->'verification'->>'at')::timestamptz;
+    NEW.valid_until := (NEW.document->'verification'->>'valid_until')::date;
+    NEW.reserved_contract_eligible :=
+        coalesce((NEW.document->>'reserved_contract_eligible')::boolean, false);
+    NEW.registered_by := NEW.document->>'registered_by';
+    RETURN NEW;
+END $$;
+CREATE TRIGGER companies_from_document BEFORE INSERT OR UPDATE OF document ON companies
+    FOR EACH ROW EXECUTE FUNCTION companies_from_document();
+UPDATE companies SET document = document;
 
--- The officers' queue, and the daily expiry sweep.
+-- The officers' queue, the daily expiry sweep, a representative's own companies, and the
+-- open-data export (the active register in id order, a batch at a time).
 CREATE INDEX companies_needing_review ON companies (name, id) WHERE needs_review;
 CREATE INDEX companies_verified_until ON companies (valid_until, id)
     WHERE status = 'active' AND verification_level <> 'self_declared';
 CREATE INDEX companies_registered_by ON companies (registered_by);
--- The open-data export reads the active register in id order, a batch at a time.
 CREATE INDEX companies_active_by_id ON companies (id) WHERE status = 'active';
 
 -- Each expiry warning and each expiry, once per company and verification decision, whichever
@@ -35,7 +46,7 @@ CREATE TABLE verification_notices (
     PRIMARY KEY (company_id, decided_at, kind)
 );
 
--- Learning examples: submitted → published | declined.
+-- Learning examples: submitted → published | declined; the handbook's filters.
 ALTER TABLE learning_examples
     ADD COLUMN status              text NOT NULL DEFAULT 'submitted'
         CHECK (status IN ('submitted', 'published', 'declined')),
@@ -45,10 +56,22 @@ ALTER TABLE learning_examples
     ADD COLUMN collaboration_types text[],
     ADD COLUMN published_at        timestamptz;
 
-UPDATE learning_examples SET
-    county_code = left(municipality_code, 2),  -- a municipality code starts with its county's
-    title = document->>'title',
-    collaboration_types = ARRAY(SELECT jsonb_array_elements_text(document->'collaboration_types'));
+CREATE FUNCTION learning_examples_from_document() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.status := coalesce(NEW.document->>'status', 'submitted');
+    NEW.version := coalesce((NEW.document->>'version')::integer, 1);
+    NEW.county_code := left(NEW.municipality_code, 2);  -- a municipality code starts with it
+    NEW.title := NEW.document->>'title';
+    NEW.collaboration_types :=
+        ARRAY(SELECT jsonb_array_elements_text(NEW.document->'collaboration_types'));
+    NEW.published_at := CASE WHEN NEW.status = 'published'
+                             THEN (NEW.document->'publication'->>'at')::timestamptz END;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER learning_examples_from_document
+    BEFORE INSERT OR UPDATE OF document ON learning_examples
+    FOR EACH ROW EXECUTE FUNCTION learning_examples_from_document();
+UPDATE learning_examples SET document = document;
 
 ALTER TABLE learning_examples
     ALTER COLUMN county_code SET NOT NULL,

@@ -18,34 +18,32 @@ from registry.learning import LearningExample
 
 _COMPANY_COLUMNS = """
     id, org_number, name, municipality_code, county_code, industries, status,
-    training_places, employees_total, document, version, created_at, updated_at,
-    needs_review, verification_level, verified_at, valid_until, reserved_contract_eligible,
-    registered_by
+    training_places, employees_total, document, version, created_at, updated_at
 """
-_COMPANY_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, " \
-    "$17, $18, $19"
+# needs_review, verification_level, verified_at, valid_until, reserved_contract_eligible and
+# registered_by are copied out of `document` by the trigger companies_from_document.
 
 
 def _company_row(c: Company) -> tuple[Any, ...]:
-    v = c.verification
     return (
         c.id, c.org_number, c.name, c.municipality_code, c.county.code, c.industries, c.status,
         c.training_places, c.workforce.employees_total, c.model_dump(mode="json"), c.version,
-        c.created_at, c.updated_at, c.needs_review, v.level, v.at, v.valid_until,
-        c.reserved_contract_eligible, c.registered_by,
+        c.created_at, c.updated_at,
     )
 
 
 async def insert_company(conn: Conn, c: Company) -> None:
     await conn.execute(
-        f"INSERT INTO companies ({_COMPANY_COLUMNS}) VALUES ({_COMPANY_VALUES})",
+        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         *_company_row(c),
     )
 
 
 async def insert_companies(conn: Conn, companies: list[Company]) -> None:
     await conn.executemany(
-        f"INSERT INTO companies ({_COMPANY_COLUMNS}) VALUES ({_COMPANY_VALUES})",
+        f"INSERT INTO companies ({_COMPANY_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         [_company_row(c) for c in companies],
     )
 
@@ -57,9 +55,8 @@ async def update_company(conn: Conn, c: Company, expected_version: int) -> bool:
         UPDATE companies SET org_number = $2, name = $3, municipality_code = $4,
             county_code = $5, industries = $6, status = $7, training_places = $8,
             employees_total = $9, document = $10, version = $11, created_at = $12,
-            updated_at = $13, needs_review = $14, verification_level = $15, verified_at = $16,
-            valid_until = $17, reserved_contract_eligible = $18, registered_by = $19
-        WHERE id = $1 AND version = $20
+            updated_at = $13
+        WHERE id = $1 AND version = $14
         """,
         *_company_row(c), expected_version,
     )
@@ -349,35 +346,25 @@ async def list_contracts(
 # --- learning examples ------------------------------------------------------------------
 
 
-def _example_row(e: LearningExample) -> tuple[Any, ...]:
-    return (
-        e.id, e.municipality_code, e.model_dump(mode="json"), e.created_at, e.status, e.version,
-        e.municipality_code[:2], e.title, list(e.collaboration_types),
-        e.publication.at if e.publication and e.status == "published" else None,
-    )
+# status, version, county_code, title, collaboration_types and published_at are copied out
+# of `document` by the trigger learning_examples_from_document.
 
 
 async def insert_learning_example(conn: Conn, e: LearningExample) -> None:
     await conn.execute(
         """
-        INSERT INTO learning_examples (id, municipality_code, document, created_at, status,
-            version, county_code, title, collaboration_types, published_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        INSERT INTO learning_examples (id, municipality_code, document, created_at)
+        VALUES ($1, $2, $3, $4)
         """,
-        *_example_row(e),
+        e.id, e.municipality_code, e.model_dump(mode="json"), e.created_at,
     )
 
 
 async def update_learning_example(conn: Conn, e: LearningExample, expected_version: int
                                   ) -> bool:
     result = await conn.execute(
-        """
-        UPDATE learning_examples SET municipality_code = $2, document = $3, created_at = $4,
-            status = $5, version = $6, county_code = $7, title = $8, collaboration_types = $9,
-            published_at = $10
-        WHERE id = $1 AND version = $11
-        """,
-        *_example_row(e), expected_version,
+        "UPDATE learning_examples SET document = $2 WHERE id = $1 AND version = $3",
+        e.id, e.model_dump(mode="json"), expected_version,
     )
     return bool(result == "UPDATE 1")
 
