@@ -64,3 +64,19 @@ async def test_a_learning_example_written_the_old_way_is_submitted(
     assert dict(row) == {"status": "submitted", "version": 1, "county_code": "24",
                          "title": "Från förr", "collaboration_types": ["work_training", "other"],
                          "published_at": None}
+
+
+async def test_a_contact_that_is_not_public_is_stored_as_the_previous_release_wrote_it(
+    client: Any, headers: dict[str, dict[str, str]], new_company: Any, registry_app: FastAPI
+) -> None:
+    """The release before `public` refuses unknown keys in a contact: while it still serves,
+    it must read every company without a public contact."""
+    c = await new_company(contacts=[{"name": "A", "email": "a@example.se"},
+                                    {"name": "B", "public": True}])
+    stored = await registry_app.state.runtime.pool.fetchval(
+        "SELECT document->'contacts' FROM companies WHERE id = $1", uuid.UUID(c["id"]))
+    assert [set(x) for x in stored] == [{"name", "role", "email", "phone"},
+                                        {"name", "role", "email", "phone", "public"}]
+    read = (await client.get(f"/companies/{c['id']}", headers=headers["officer"])).json()
+    assert [x["public"] for x in read["contacts"]] == [False, True]
+    assert read == c

@@ -24,10 +24,21 @@ _COMPANY_COLUMNS = """
 # registered_by are copied out of `document` by the trigger companies_from_document.
 
 
+def _document(c: Company) -> dict[str, Any]:
+    doc = c.model_dump(mode="json")
+    for contact in doc["contacts"]:
+        # The release before contacts had `public` refuses unknown keys in a contact; while
+        # it still serves during a rolling deploy, it reads every company that has no public
+        # contact. Missing means false (the default).
+        if not contact["public"]:
+            del contact["public"]
+    return doc
+
+
 def _company_row(c: Company) -> tuple[Any, ...]:
     return (
         c.id, c.org_number, c.name, c.municipality_code, c.county.code, c.industries, c.status,
-        c.training_places, c.workforce.employees_total, c.model_dump(mode="json"), c.version,
+        c.training_places, c.workforce.employees_total, _document(c), c.version,
         c.created_at, c.updated_at,
     )
 

@@ -58,14 +58,16 @@ def sees_every_status(who: Principal) -> bool:
 def company_seen_by(who: Principal, doc: dict[str, Any]) -> dict[str, Any] | None:
     """The company document as `who` may see it, or None when they may not see it at all."""
     seen = sight(who, doc["id"], doc.get("registered_by"))
-    if seen is Sight.WHOLE:
-        return doc
-    if doc["status"] != "active":
+    if seen is not Sight.WHOLE and doc["status"] != "active":
         return None
+    if seen is Sight.PUBLIC:
+        return public_company(doc)
+    whole = {**doc, "contacts": [{**c, "public": c.get("public", False)}
+                                 for c in doc.get("contacts") or ()]}
     if seen is Sight.CONTACTS:
-        return {**doc, "registered_by": None, "deregistration": None,
-                "verification": {**doc["verification"], "note": None}}
-    return public_company(doc)
+        whole.update(registered_by=None, deregistration=None,
+                     verification={**doc["verification"], "note": None})
+    return whole
 
 
 # --- the public shape -------------------------------------------------------------------
