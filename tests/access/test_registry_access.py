@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/contracts"): everyone(200),
     ("POST", "/learning-examples"): everyone(201),
     ("GET", "/learning-examples"): allow(200, "analyst", "registry_officer"),
+    ("GET", "/learning-examples/{example_id}"): allow(200, "analyst", "registry_officer"),
     ("POST", "/learning-examples/{example_id}/publication"): allow(200, "analyst"),
     ("GET", "/public/companies"): public(),
     ("GET", "/public/companies/{company_id}"): public(),

@@ -154,6 +154,10 @@ async def test_an_analyst_decides_publication_once_and_the_submitter_is_told(
     listed = await client.get("/learning-examples", params={"status": decision, "limit": 500},
                               headers=headers["analyst"])
     assert example["id"] in {x["id"] for x in listed.json()["items"]}
+    one = await client.get(f"/learning-examples/{example['id']}", headers=headers["officer"])
+    assert one.json() == decided
+    assert (await client.get("/learning-examples/00000000-0000-4000-8000-000000000001",
+                             headers=headers["analyst"])).status_code == 404
 
 
 async def test_publication_refuses_bad_input_and_unknown_examples(

@@ -218,6 +218,13 @@ async def list_learning_examples(
     return Page[LearningExample](items=items, next_cursor=next_cursor)
 
 
+@router.get("/learning-examples/{example_id}", tags=["learning examples"], responses=_errors)
+async def get_learning_example(example_id: UUID, registry: Service, _: Reader
+                               ) -> LearningExample:
+    """One learning example, in any status, with the submitter's contact."""
+    return await registry.learning_example(example_id)
+
+
 @router.post("/learning-examples/{example_id}/publication", tags=["learning examples"],
              responses=_errors)
 async def decide_publication(

@@ -375,6 +375,13 @@ class Registry:
                 after=_time_cursor(cursor), limit=limit + 1)
         return _page(items, limit, lambda e: [e.created_at.isoformat(), str(e.id)])
 
+    async def learning_example(self, example_id: UUID) -> LearningExample:
+        async with unit_of_work(self.pool) as uow:
+            example = await store.get_learning_example(uow.conn, example_id)
+        if example is None:
+            raise not_found("learning example")
+        return example
+
     async def decide_publication(self, example_id: UUID, body: PublicationDecision,
                                  who: Principal) -> LearningExample:
         """An analyst publishes a submitted example in the handbook, or declines it."""
