@@ -82,6 +82,22 @@ CREATE INDEX learning_examples_by_status ON learning_examples (status, created_a
 CREATE INDEX learning_examples_published ON learning_examples (published_at DESC, id DESC)
     WHERE status = 'published';
 
+-- How many changes the register has seen: the open-data files' ETag. Bumped once per
+-- statement that changes companies, in its transaction, so it moves exactly when a change
+-- commits (company writes are rare: people registering, officers deciding).
+CREATE TABLE register_state (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    changes  bigint NOT NULL
+);
+INSERT INTO register_state (changes) SELECT coalesce(sum(version), 0) FROM companies;
+CREATE FUNCTION register_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE register_state SET changes = changes + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER register_changed AFTER INSERT OR UPDATE OR DELETE ON companies
+    FOR EACH STATEMENT EXECUTE FUNCTION register_changed();
+
 -- Requests to the public register per client address and time window, shared by every
 -- replica. Unlogged: counters are worth losing in a crash rather than a WAL write per request.
 CREATE UNLOGGED TABLE public_rate_limits (

@@ -431,11 +431,14 @@ class Registry:
         table, so the limit holds for the service as a whole."""
         if self.public_rate_limit <= 0:
             return
-        async with unit_of_work(self.pool) as uow:
-            hits, left = await store.count_request(uow.conn, client, self.public_rate_window)
+        # One autocommitted statement, not a unit of work: this is bookkeeping, not a change
+        # anybody reads back, and a transaction around it would hold a busy client's counter
+        # row locked for three round trips.
+        async with self.pool.acquire() as conn:
+            hits, left = await store.count_request(conn, client, self.public_rate_window)
             if time.monotonic() - self._last_purge > self.public_rate_window:
                 self._last_purge = time.monotonic()
-                await store.forget_old_requests(uow.conn, self.public_rate_window)
+                await store.forget_old_requests(conn, self.public_rate_window)
         if hits > self.public_rate_limit:
             raise Problem(
                 429, "Too many requests",
@@ -461,8 +464,8 @@ class Registry:
         """What the open-data files' ETag is made of (it changes whenever the register
         does), and the time they are produced."""
         async with unit_of_work(self.pool) as uow:
-            count, versions = await store.register_stamp(uow.conn)
-        return f"{count}-{versions}", self.clock().replace(microsecond=0)
+            changes = await store.register_changes(uow.conn)
+        return str(changes), self.clock().replace(microsecond=0)
 
     async def public_register(self, batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
         """The whole public register in id order, `batch` companies at a time. Each batch is

@@ -206,13 +206,10 @@ async def active_companies_by_id(conn: Conn, after: UUID | None, limit: int
     return [r["document"] for r in rows]
 
 
-async def register_stamp(conn: Conn) -> tuple[int, int]:
-    """Changes whenever any company does: how many there are and the sum of their versions
-    (every change adds one to a version)."""
-    row = await conn.fetchrow("SELECT count(*) AS n, coalesce(sum(version), 0) AS v "
-                              "FROM companies")
-    assert row is not None
-    return int(row["n"]), int(row["v"])
+async def register_changes(conn: Conn) -> int:
+    """A number that moves whenever a change to any company commits (trigger
+    register_changed)."""
+    return int(await conn.fetchval("SELECT changes FROM register_state"))
 
 
 async def stats_by_county(conn: Conn) -> list[asyncpg.Record]:
@@ -293,7 +290,8 @@ async def record_notice(conn: Conn, company: Company, kind: str, at: datetime) -
 
 async def count_request(conn: Conn, client: str, window_seconds: int) -> tuple[int, int]:
     """Count one request of `client` in the current window: (requests so far in it, seconds
-    until it ends). One clock for every replica: the database's."""
+    until it ends). One clock for every replica: the database's. Run it on its own, outside
+    a transaction: one client's counter is one row, locked only while the statement runs."""
     row = await conn.fetchrow(
         """
         INSERT INTO public_rate_limits AS r (client, window_start, hits)
