@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,23 @@ from registry.store import CompanyFilter
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_MIGRATIONS = ROOT / "services" / "registry" / "migrations"
 EXPORT_SQL = "SELECT document FROM companies WHERE status = 'active' ORDER BY id"
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process so far; this one by default."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(run: Awaitable[Result], pid: int | None = None) -> Result:
+    """`run`, with the CPU it cost the serving process per request (`cpu_ms`): on a busy
+    machine latency is mostly waiting for a core, CPU per request is the code's own cost."""
+    before = process_cpu(pid)
+    result = await run
+    result.cpu_ms = (process_cpu(pid) - before) * 1000 / max(result.count, 1)  # type: ignore[attr-defined]
+    return result
 
 
 async def raw_at_rate(name: str, call: Callable[[], Awaitable[Any]], rate: float,
@@ -94,9 +112,10 @@ async def public_register(sizes: list[int], memory_sizes: list[int], rate: float
     results: list[Result] = []
     memory: dict[str, float] = {}
 
-    def keep(r: Result) -> None:
-        say(f"  {r.name}: {r.rate:,.1f}/s p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms"
-            f" ({getattr(r, 'failures', 0)} failed)")
+    async def keep(run: Awaitable[Result], pid: int | None = None) -> None:
+        r = await measured(run, pid)
+        say(f"  {r.name}: {r.rate:,.1f}/s p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms, CPU "
+            f"{r.cpu_ms:.2f} ms each ({getattr(r, 'failures', 0)} failed)")  # type: ignore[attr-defined]
         results.append(r)
 
     for size in sorted(set(sizes) | set(memory_sizes)):
@@ -113,16 +132,16 @@ async def public_register(sizes: list[int], memory_sizes: list[int], rate: float
                 cursors = [(r["name"], r["id"]) for r in middle]
                 full = size in sizes
                 if full:
-                    keep(await raw_at_rate(
+                    await keep(raw_at_rate(
                         f"raw: the first page's query, {active:,} active", lambda: _page(pool),
                         rate, seconds))
-                    keep(await raw_at_rate(
+                    await keep(raw_at_rate(
                         f"raw: a deep page's query, {active:,} active",
                         lambda: _page(pool, random.choice(cursors)), rate, seconds))
                 runs = 3 if size >= 100_000 else 5
-                keep(await one_at_a_time(f"raw: the export's query, {active:,} active",
+                await keep(one_at_a_time(f"raw: the export's query, {active:,} active",
                                          lambda: _export_rows(pool), runs))
-                keep(await one_at_a_time(f"raw: PostgreSQL's own CSV (COPY), {active:,} active",
+                await keep(one_at_a_time(f"raw: PostgreSQL's own CSV (COPY), {active:,} active",
                                          lambda: _copy_csv(pool), runs))
             finally:
                 await pool.close()
@@ -134,29 +153,30 @@ async def public_register(sizes: list[int], memory_sizes: list[int], rate: float
                 async with httpx.AsyncClient(base_url=p.base_url, timeout=120) as client:
                     for _ in range(50):
                         await client.get("/public/companies")
-                    memory[f"registry_rss_idle_mb_public_{size}"] = RssSampler.now_mb(
-                        p.process.pid)
+                    pid = p.process.pid
+                    memory[f"registry_rss_idle_mb_public_{size}"] = RssSampler.now_mb(pid)
                     if full:
                         wire = [encode_cursor([n, str(i)]) for n, i in cursors]
-                        keep(await at_rate(
+                        await keep(at_rate(
                             client, f"GET /public/companies first page, {active:,} active",
-                            lambda i: ("GET", "/public/companies", {}), rate, seconds))
-                        keep(await at_rate(
+                            lambda i: ("GET", "/public/companies", {}), rate, seconds), pid)
+                        await keep(at_rate(
                             client, f"GET /public/companies deep cursor, {active:,} active",
                             lambda i: ("GET", "/public/companies",
                                        {"params": {"cursor": random.choice(wire)}}),
-                            rate, seconds))
-                        keep(await at_rate(
+                            rate, seconds), pid)
+                        await keep(at_rate(
                             client, f"GET /public/companies county filter, {active:,} active",
                             lambda i: ("GET", "/public/companies",
-                                       {"params": {"county_code": "14"}}), rate, seconds))
+                                       {"params": {"county_code": "14"}}), rate, seconds),
+                            pid)
                         etag = (await client.get("/public/companies.csv")).headers["etag"]
-                        keep(await at_rate(
+                        await keep(at_rate(
                             client, f"GET /public/companies.csv If-None-Match (304), "
                             f"{active:,} active",
                             lambda i: ("GET", "/public/companies.csv",
                                        {"headers": {"If-None-Match": etag}}),
-                            rate, seconds, expect=304))
+                            rate, seconds, expect=304), pid)
                     sizes_seen: list[int] = []
 
                     async def download() -> None:
@@ -166,11 +186,11 @@ async def public_register(sizes: list[int], memory_sizes: list[int], rate: float
                                 got += len(chunk)
                         sizes_seen.append(got)
 
-                    with RssSampler(p.process.pid, interval=0.05) as rss:
+                    with RssSampler(pid, interval=0.05) as rss:
                         t0 = time.perf_counter()
-                        keep(await one_at_a_time(
+                        await keep(one_at_a_time(
                             f"GET /public/companies.csv whole, {active:,} active", download,
-                            runs))
+                            runs), pid)
                         export_s = (time.perf_counter() - t0) / runs
                     memory[f"registry_rss_export_peak_mb_{size}"] = rss.peak_mb
                     say(f"  export: {sizes_seen[-1] / 1e6:.1f} MB, {export_s:.2f} s each, "

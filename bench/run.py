@@ -210,7 +210,8 @@ async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
     results, memory = await public_register(
         [s for s in sizes if s <= 100_000], [1_000], rate=rate, seconds=seconds,
         log_dir=LOG_DIR, broker_url=broker, say=say)
-    return {"results": [row(r) for r in results], "memory": memory}
+    return {"results": [row(r, cpu_ms_per_request=round(r.cpu_ms, 3))  # type: ignore[attr-defined]
+                        for r in results], "memory": memory}
 
 
 async def run_e2e(broker: str, seconds: float, rate: float) -> dict[str, Any]:
@@ -250,8 +251,10 @@ def table(out: dict[str, Any]) -> str:
                 f"x{m['p99_ratio']} p99 of raw")
     for key in ("writes", "reads", "e2e", "public"):
         for r in s.get(key, {}).get("results", []):
-            add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"],
-                f"{r.get('failures', 0)} failed" if r.get("failures") else "")
+            note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
+            if r.get("cpu_ms_per_request") is not None:
+                note = f"CPU {r['cpu_ms_per_request']} ms each {note}".strip()
+            add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"], note)
     for key, err in out.get("errors", {}).items():
         lines.append(f"! {key} failed: {err.splitlines()[-1] if err else ''}")
     if out.get("memory"):
