@@ -1,5 +1,7 @@
-"""What the registry does, use case by use case: load, let the domain decide, save with its
-events, in one unit of work (`asf_kit.uow.unit_of_work`).
+"""What the registry does, use case by use case. A change loads, lets the domain decide and
+saves with its events, in one unit of work (`asf_kit.uow.unit_of_work`). A read runs its
+statement on a pooled connection without a transaction: it changes nothing, and BEGIN and
+COMMIT would double the round trips of the busiest calls (the public register).
 
 `Registry` is built once in `app.py` with the pool, a clock and its limits; routes and the
 CLI call its methods and nothing below them.
@@ -170,8 +172,8 @@ class Registry:
                 await store.insert_company(uow.conn, company)
                 uow.publish(*_envelopes(company.events))
         except asyncpg.UniqueViolationError:
-            async with unit_of_work(self.pool) as uow:
-                existing = await store.company_id_by_org_number(uow.conn, company.org_number)
+            async with self.pool.acquire() as conn:
+                existing = await store.company_id_by_org_number(conn, company.org_number)
             raise Problem(
                 409, "Duplicate organisation number",
                 f"a company with org_number {company.org_number} is already registered",
@@ -186,8 +188,8 @@ class Registry:
         readable = Readable(every_status=sees_every_status(who),
                             own_id=who.company_id if who.has(Role.COMPANY_REP) else None,
                             own_sub=who.sub if who.has(Role.COMPANY_REP) else None)
-        async with unit_of_work(self.pool) as uow:
-            docs = await store.list_companies(uow.conn, f, readable, _name_cursor(cursor),
+        async with self.pool.acquire() as conn:
+            docs = await store.list_companies(conn, f, readable, _name_cursor(cursor),
                                               limit + 1)
         docs, next_cursor = _page(docs, limit, lambda d: [d["name"], d["id"]])
         seen = [company_seen_by(who, d) for d in docs]
@@ -195,8 +197,8 @@ class Registry:
 
     async def company(self, company_id: UUID, who: Principal) -> Seen:
         """404 when it does not exist or `who` may not see it (not revealing which)."""
-        async with unit_of_work(self.pool) as uow:
-            doc = await store.get_company_document(uow.conn, company_id)
+        async with self.pool.acquire() as conn:
+            doc = await store.get_company_document(conn, company_id)
         seen = company_seen_by(who, doc) if doc is not None else None
         if doc is None or seen is None:
             raise not_found("company")
@@ -348,9 +350,9 @@ class Registry:
     async def contracts(self, company_id: UUID | None, municipality_code: str | None,
                         reserved: bool | None, cursor: str | None, limit: int
                         ) -> tuple[list[Contract], str | None]:
-        async with unit_of_work(self.pool) as uow:
+        async with self.pool.acquire() as conn:
             items = await store.list_contracts(
-                uow.conn, company_id=company_id, municipality_code=municipality_code,
+                conn, company_id=company_id, municipality_code=municipality_code,
                 reserved=reserved, after=_time_cursor(cursor), limit=limit + 1)
         return _page(items, limit, lambda c: [c.created_at.isoformat(), str(c.id)])
 
@@ -369,15 +371,15 @@ class Registry:
     async def learning_examples(self, municipality_code: str | None, status: str | None,
                                 cursor: str | None, limit: int
                                 ) -> tuple[list[LearningExample], str | None]:
-        async with unit_of_work(self.pool) as uow:
+        async with self.pool.acquire() as conn:
             items = await store.list_learning_examples(
-                uow.conn, municipality_code=municipality_code, status=status,
+                conn, municipality_code=municipality_code, status=status,
                 after=_time_cursor(cursor), limit=limit + 1)
         return _page(items, limit, lambda e: [e.created_at.isoformat(), str(e.id)])
 
     async def learning_example(self, example_id: UUID) -> LearningExample:
-        async with unit_of_work(self.pool) as uow:
-            example = await store.get_learning_example(uow.conn, example_id)
+        async with self.pool.acquire() as conn:
+            example = await store.get_learning_example(conn, example_id)
         if example is None:
             raise not_found("learning example")
         return example
@@ -399,8 +401,8 @@ class Registry:
 
     async def stats(self) -> Stats:
         """Companies per county and status; employees and training places of active ones."""
-        async with unit_of_work(self.pool) as uow:
-            rows = {r["county_code"]: r for r in await store.stats_by_county(uow.conn)}
+        async with self.pool.acquire() as conn:
+            rows = {r["county_code"]: r for r in await store.stats_by_county(conn)}
         per_county = []
         for code, name in sorted(counties().items()):
             r = rows.get(code)
@@ -448,14 +450,14 @@ class Registry:
             )
 
     async def public_companies(self, f: CompanyFilter, cursor: str | None, limit: int) -> Page:
-        async with unit_of_work(self.pool) as uow:
-            docs = await store.active_companies(uow.conn, f, _name_cursor(cursor), limit + 1)
+        async with self.pool.acquire() as conn:
+            docs = await store.active_companies(conn, f, _name_cursor(cursor), limit + 1)
         docs, next_cursor = _page(docs, limit, lambda d: [d["name"], d["id"]])
         return {"items": [public_company(d) for d in docs], "next_cursor": next_cursor}
 
     async def public_company(self, company_id: UUID) -> dict[str, Any]:
-        async with unit_of_work(self.pool) as uow:
-            doc = await store.active_company(uow.conn, company_id)
+        async with self.pool.acquire() as conn:
+            doc = await store.active_company(conn, company_id)
         if doc is None:
             raise not_found("company")
         return public_company(doc)
@@ -463,8 +465,8 @@ class Registry:
     async def open_data_version(self) -> tuple[str, datetime]:
         """What the open-data files' ETag is made of (it changes whenever the register
         does), and the time they are produced."""
-        async with unit_of_work(self.pool) as uow:
-            changes = await store.register_changes(uow.conn)
+        async with self.pool.acquire() as conn:
+            changes = await store.register_changes(conn)
         return str(changes), self.clock().replace(microsecond=0)
 
     async def public_register(self, batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
@@ -474,8 +476,8 @@ class Registry:
         the register changes underneath."""
         after: UUID | None = None
         while True:
-            async with unit_of_work(self.pool) as uow:
-                docs = await store.active_companies_by_id(uow.conn, after, batch)
+            async with self.pool.acquire() as conn:
+                docs = await store.active_companies_by_id(conn, after, batch)
             if not docs:
                 return
             yield [public_company(d) for d in docs]
@@ -485,21 +487,21 @@ class Registry:
 
     async def public_learning_examples(self, f: ExampleFilter, cursor: str | None,
                                        limit: int) -> Page:
-        async with unit_of_work(self.pool) as uow:
-            docs = await store.published_learning_examples(uow.conn, f, _time_cursor(cursor),
+        async with self.pool.acquire() as conn:
+            docs = await store.published_learning_examples(conn, f, _time_cursor(cursor),
                                                            limit + 1)
             docs, next_cursor = _page(docs, limit,
                                       lambda d: [d["publication"]["at"], d["id"]])
             names = await store.active_company_names(
-                uow.conn, [UUID(c) for d in docs for c in d.get("company_ids") or ()])
+                conn, [UUID(c) for d in docs for c in d.get("company_ids") or ()])
         return {"items": [public_learning_example(d, names) for d in docs],
                 "next_cursor": next_cursor}
 
     async def public_learning_example(self, example_id: UUID) -> dict[str, Any]:
-        async with unit_of_work(self.pool) as uow:
-            doc = await store.published_learning_example(uow.conn, example_id)
+        async with self.pool.acquire() as conn:
+            doc = await store.published_learning_example(conn, example_id)
             if doc is None:
                 raise not_found("learning example")
             names = await store.active_company_names(
-                uow.conn, [UUID(c) for c in doc.get("company_ids") or ()])
+                conn, [UUID(c) for c in doc.get("company_ids") or ()])
         return public_learning_example(doc, names)
