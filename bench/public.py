@@ -23,7 +23,7 @@ import httpx
 
 from asf_kit.db import create_pool, migrate
 from asf_kit.pagination import encode_cursor
-from asf_kit.testing import service_process
+from asf_testing import service_process
 from bench.common import AMQP, Result, now, scratch_database
 from bench.load import at_rate
 from bench.memory import RssSampler

@@ -6,8 +6,6 @@ The table is checked against the app's routes, so a new endpoint without a row f
 
 from __future__ import annotations
 
-import base64
-import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -16,22 +14,21 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from stdnum import luhn
 
 from asf_contracts.registry import CompanyPayload
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
     ANONYMOUS,
+    DATA_KEY,
     JWT_TEST_SECRET,
     VARIANTS,
     allow,
     api_routes,
     auth,
-    delete_queues,
     fresh_database,
+    identity_number,
     public,
+    serving,
     unique_namespace,
 )
 from casework.app import create_app
@@ -49,6 +46,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants/search"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/participants/{participant_id}"): CASE,
     ("DELETE", "/participants/{participant_id}"): {**CASE, "case_worker": 204},
+    ("PATCH", "/participants/{participant_id}"): CASE,
     ("POST", "/participants/{participant_id}/transitions"): CASE,
     ("POST", "/participants/{participant_id}/placements"): {**CASE, "case_worker": 201},
     ("POST", "/placements/{placement_id}/end"): CASE,
@@ -58,6 +56,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/participants/{participant_id}/access-log"): allow(200, "auditor"),
     ("GET", "/stats/outcomes"): allow(200, "analyst", "case_worker", "case_worker_other"),
     ("GET", STREAM): allow(200, "case_worker", "case_worker_other"),
+    ("GET", "/follow-ups"): allow(200, "case_worker", "case_worker_other"),
+    ("GET", "/placements"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
     ("GET", "/metrics"): public(),
@@ -76,14 +76,6 @@ CALLERS = {
     "analyst": auth("analyst", sub="analyst"),
     "auditor": auth("auditor", sub="auditor"),
 }
-_serial = itertools.count(1)
-
-
-def identity_number() -> str:
-    n = next(_serial)
-    head = f"7{n % 10}0{(n // 10) % 9 + 1}{10 + n % 18:02d}"
-    serial = f"{(n * 37) % 1000:03d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +85,9 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
         application = create_app(CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, follow_up_sweep_interval=0,
-            casework_data_key=base64.b64encode(b"access-matrix-key-access-matrix!").decode()))
-        async with LifespanManager(application):
+            casework_data_key=DATA_KEY))
+        async with serving(application):
             yield application
-    await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +143,9 @@ async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str
         await ok(await c.post(f"{base}/transitions", headers=OWN, json={
             "to": "employed", "employment": {"form": "unsubsidised", "employer_name": "X AB",
                                              "start": today}}))
+    if method == "PATCH":
+        return path.replace("{participant_id}", pid), {"json": {"phone": "070-000 00 00",
+                                                                "version": 1}}
     if method == "DELETE":
         await ok(await c.post(f"{base}/transitions", json={"to": "closed", "exit_reason": "moved"},
                               headers=OWN))

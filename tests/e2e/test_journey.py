@@ -2,17 +2,16 @@
 and a real SMTP server in this process.
 
 A company is registered and verified; two participants are referred and placed there;
-one is employed and her first follow-up falls due; a learning example is submitted; the
-company is deregistered. Every expected email arrives exactly once, every event is applied
-once by each service that consumes it, one trace runs from an HTTP request to the email,
-and no participant's personal data shows up in any event, log line or email.
+one is employed and her first follow-up falls due; the other's case goes to a colleague; a
+learning example is submitted; the company is deregistered. Every expected email arrives
+exactly once, every event is applied once by each service that consumes it, one trace runs
+from an HTTP request to the email, and no participant's personal data shows up in any
+event, log line or email.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,42 +23,44 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit import dlq
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     JWT_TEST_SECRET,
     EventTap,
+    SmtpServer,
     auth,
     captured_logs,
-    delete_queues,
     event_tap,
     fresh_database,
+    identity_number,
+    org_number,
+    serving,
+    text_of,
     unique_namespace,
 )
 from casework.app import create_app as casework_app
 from casework.settings import CaseworkSettings
-from notifications import service as notifications_service
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
-from notifications.testing import SmtpServer, text_of
 from registry.app import create_app as registry_app
 from registry.settings import RegistrySettings
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_KEY = base64.b64encode(b"e2e-key-e2e-key-e2e-key-e2e-key!").decode()
 
 OFFICER = auth("registry_officer", sub="officer-e2e")
 REP = auth("company_rep", sub="rep-e2e")
 CASE_WORKER_SUB = "cw-e2e"
 CASE_WORKER = auth("case_worker", sub=CASE_WORKER_SUB, municipality_code="0180")
+COLLEAGUE_SUB = "cw-e2e-colleague"
+COLLEAGUE = auth("case_worker", sub=COLLEAGUE_SUB, municipality_code="0180")
 ANALYST = auth("analyst", sub="analyst-e2e")
 
 PEOPLE = [
@@ -70,10 +71,8 @@ PEOPLE = [
 ]
 
 
-def identity_number(n: int) -> str:
-    head = f"8{n}0{n + 1}1{n + 2}"  # e.g. 810213: 1981-02-13
-    serial = f"{100 + n * 11:03d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
+NUMBERS = [identity_number() for _ in PEOPLE]
+"""Each person's personnummer."""
 
 
 @dataclass
@@ -129,27 +128,19 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                     follow_up_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                    smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
+                    smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
                     sweeper_interval=0.2, digest_enabled=False, **common)),
             }
             try:
                 async with (
-                    LifespanManager(apps["registry"]),
-                    LifespanManager(apps["casework"]),
-                    LifespanManager(apps["notifications"]),
+                    serving(apps["registry"], "http://registry") as registry,
+                    serving(apps["casework"], "http://casework") as casework,
+                    serving(apps["notifications"], "http://notifications") as notifications,
                 ):
-                    clients = {name: httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-                        for name, app in apps.items()}
-                    yield Stack(clients["registry"], clients["casework"],
-                                clients["notifications"], apps, smtp, tap, logs, spans,
-                                namespace)
-                    for c in clients.values():
-                        await c.aclose()
+                    yield Stack(registry, casework, notifications, apps, smtp, tap, logs,
+                                spans, namespace)
             finally:
                 smtp.down()
-                for service in ("casework", "notifications"):
-                    await delete_queues(broker_url, ServiceQueues(service=namespace + service))
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 30) -> Any:
@@ -175,14 +166,15 @@ async def test_the_whole_journey(stack: Stack) -> None:
         ("registry_officer", "Registrator", "registrator@registry.example", {}),
         ("case_worker", "Handläggare", "handlaggare@stockholm.example",
          {"subject": CASE_WORKER_SUB, "municipality_code": "0180"}),
+        ("case_worker", "Kollega", "kollega@stockholm.example",
+         {"subject": COLLEAGUE_SUB, "municipality_code": "0180"}),
     ):
         r = await s.notifications.post("/contacts", json={
             "name": name, "email": email, "role": role, **extra}, headers=ANALYST)
         assert r.status_code == 201, r.text
 
     # 1. A company is registered and verified.
-    nine = f"769{random.randint(200000, 999999)}"
-    org = f"{nine[:6]}-{nine[6:]}{luhn.calc_check_digit(nine)}"
+    org = org_number()
     r = await s.registry.post("/companies", headers=REP, json={
         "org_number": org, "name": "Kooperativet Gröna Händer", "legal_form": "ekonomisk_forening",
         "municipality_code": "0180", "industries": ["gardening"], "training_places": 4,
@@ -203,7 +195,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
     participants = []
     for i, person in enumerate(PEOPLE):
         r = await s.casework.post("/participants", headers=CASE_WORKER, json={
-            **person, "personal_identity_number": identity_number(i),
+            **person, "personal_identity_number": NUMBERS[i],
             "referral_source": "social_services"})
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
@@ -234,6 +226,26 @@ async def test_the_whole_journey(stack: Stack) -> None:
         start + timedelta(days=90))
     assert announced == 1
 
+    # 3b. Bertil's case goes to a colleague, who has signed in to casework before.
+    bertil = participants[1]
+    assert (await s.casework.get("/participants", headers=COLLEAGUE)).status_code == 200
+    r = await s.casework.get(f"/participants/{bertil}", headers=CASE_WORKER)
+    r = await s.casework.patch(f"/participants/{bertil}", json={"assigned_to": COLLEAGUE_SUB},
+                               headers={**CASE_WORKER, "If-Match": r.headers["ETag"]})
+    assert r.status_code == 200 and r.json()["assigned_to"] == COLLEAGUE_SUB, r.text
+
+    async def reassigned() -> list[dict[str, Any]]:
+        return [e for e in s.tap.of_type("casework.participant.reassigned")
+                if e["aggregate_id"] == bertil]
+
+    [event] = await eventually(reassigned, "the reassignment to be published")
+    assert event["payload"] == {"participant_id": bertil, "municipality_code": "0180",
+                                "from_assigned_to": CASE_WORKER_SUB,
+                                "assigned_to": COLLEAGUE_SUB}
+    r = await s.casework.get(f"/participants/{bertil}/timeline", headers=COLLEAGUE)
+    assert [i["details"] for i in r.json()["items"] if i["kind"] == "reassigned"] == [
+        {"from_assigned_to": CASE_WORKER_SUB, "assigned_to": COLLEAGUE_SUB}]
+
     # 4. A learning example is submitted over the registry's HTTP API.
     r = await s.registry.post("/learning-examples", headers=CASE_WORKER, json={
         "municipality_code": "0180", "company_ids": [company_id],
@@ -259,15 +271,22 @@ async def test_the_whole_journey(stack: Stack) -> None:
             "SELECT count(*) FROM inbox WHERE event_type = 'casework.participant.employed'"))
 
     await eventually(employed_collected, "the employment to reach notifications")
-    await notifications_service.run_digest(
-        s.pool("notifications"), datetime.now(ZoneInfo("Europe/Stockholm")).date(),
-        "Europe/Stockholm", "http://localhost:5173")
+    await s.apps["notifications"].state.notifications.run_digest(
+        datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
+    # The reassignment reaches the new case worker by email where notifications routes it
+    # (SPEC 3.3); the journey counts that email exactly when a subscription says so.
+    r = await s.notifications.get("/subscriptions", headers=ANALYST,
+                                  params={"event_type": "casework.participant.reassigned"})
+    assert r.status_code == 200, r.text
+    reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
         "kim@grona.example": 5,              # receipt, verified, 2 placements, deregistered
         "info@skr.example": 2,               # learning example, digest
-        "handlaggare@stockholm.example": 2,  # follow-up due, placements flagged
+        "handlaggare@stockholm.example": 1,  # Astrid's follow-up due
+        # Bertil's placement flagged (his case is hers now), and the reassignment
+        "kollega@stockholm.example": 1 + reassignment_mailed,
     }
 
     async def all_mail() -> bool:
@@ -333,8 +352,8 @@ def check_one_trace_to_the_email(s: Stack, example_id: str) -> None:
 
 def check_no_personal_data(s: Stack, participants: list[str]) -> None:
     secrets = [v for i, p in enumerate(PEOPLE) for v in (
-        p["given_name"], p["family_name"], p["phone"], p["email"], identity_number(i),
-        identity_number(i).replace("-", "")[2:])]
+        p["given_name"], p["family_name"], p["phone"], p["email"], NUMBERS[i],
+        NUMBERS[i].replace("-", "")[2:])]
     events = [m.body.decode() for m in s.tap.messages]
     emails = [text_of(m) + str(m["To"]) for m in s.smtp.handler.messages]
     for where, texts in (("event", events), ("log line", s.logs), ("email", emails)):

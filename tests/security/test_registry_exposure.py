@@ -8,7 +8,6 @@ import asyncio
 import csv
 import io
 import os
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,9 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from stdnum import luhn
 
-from asf_kit.testing import ServiceProcess, auth, fresh_database, service_process
+from asf_testing import ServiceProcess, auth, fresh_database, org_number, service_process
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "registry" / "migrations"
 MIB = 1_048_576
@@ -33,12 +31,6 @@ IMPORT_COLUMNS = [
     "training_places", "origin", "runs_business", "integration_purpose", "participation_form",
     "participation_description", "reinvests_profits", "independent_of_public_sector",
 ]
-
-
-def org_number() -> str:
-    body = "7" + str(random.randint(0, 9)) + str(random.randint(2, 9)) + \
-        "".join(random.choices("0123456789", k=6))
-    return f"{body[:6]}-{body[6:]}{luhn.calc_check_digit(body)}"
 
 
 def company(**overrides: Any) -> dict[str, Any]:
@@ -133,6 +125,44 @@ async def test_an_active_competitor_shows_only_what_the_public_sees(
         for secret in ("hemlig@example.se", "Intern anteckning", "rep-active-competitor",
                        "workforce", "criteria"):
             assert secret not in r.text
+
+
+# --- a verified company changing its declarations ------------------------------------------
+
+
+async def test_a_verified_company_that_changes_its_declarations_is_verified_no_more(
+    http: httpx.AsyncClient,
+) -> None:
+    rep = auth("company_rep", sub="rep-changes")
+    r = await http.post("/companies", json=company(), headers=rep)
+    c = r.json()
+    r = await http.post(f"/companies/{c['id']}/verification", json={"decision": "verified"},
+                        headers=OFFICER)
+    c = r.json()
+    assert (await http.get(f"/public/companies/{c['id']}")).json()["verification"]["level"] \
+        == "verified"
+
+    # More target-group employees declared: still listed, but self-declared and in review.
+    r = await http.patch(f"/companies/{c['id']}", headers=rep, json={
+        "version": c["version"], "workforce": {"as_of": "2026-02-01", "employees_total": 3,
+                                               "engaged_total": 9, "target_group_engaged": 9}})
+    assert r.status_code == 200
+    c = r.json()
+    assert (c["status"], c["verification"]["level"], c["needs_review"]) == (
+        "active", "self_declared", True)
+    public = (await http.get(f"/public/companies/{c['id']}")).json()
+    assert public["verification"] == {"level": "self_declared", "valid_until": None}
+    queue = await http.get("/companies", params={"needs_review": "true"}, headers=OFFICER)
+    assert c["id"] in {x["id"] for x in queue.json()["items"]}
+
+    # A criterion dropped: no longer an ASF, out of the public register until verified again.
+    r = await http.patch(f"/companies/{c['id']}", headers=rep, json={
+        "version": c["version"],
+        "criteria": {**company()["criteria"], "reinvests_profits": False}})
+    assert r.status_code == 200
+    assert r.json()["status"] == "pending"
+    assert (await http.get(f"/public/companies/{c['id']}")).status_code == 404
+    assert c["id"] not in (await http.get("/public/companies.csv")).text
 
 
 # --- hostile CSV imports -------------------------------------------------------------------

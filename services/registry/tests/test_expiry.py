@@ -18,11 +18,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from asf_kit.db import create_pool
-from asf_kit.testing import JWT_TEST_SECRET, auth, event_tap, fresh_database
+from asf_testing import JWT_TEST_SECRET, auth, event_tap, fresh_database, serving
 from registry.app import create_app
 from registry.domain import local_date
 from registry.service import Registry
@@ -54,7 +53,7 @@ def settings_for(dsn: str, broker_url: str, **extra: Any) -> RegistrySettings:
 @pytest.fixture(scope="module")
 async def app(expiry_db: str, broker_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(settings_for(expiry_db, broker_url))
-    async with LifespanManager(application):
+    async with serving(application):
         yield application
 
 
@@ -208,7 +207,7 @@ async def test_the_app_sweeps_by_itself_on_its_interval(
     day = until + timedelta(days=1)
     sweeping = create_app(settings_for(expiry_db, broker_url, verification_sweep_interval=0.2),
                           clock=lambda: at(day))
-    async with LifespanManager(sweeping):
+    async with serving(sweeping):
         for _ in range(100):
             if (company_id, "expired") in await notices(app, [company_id]):
                 break
@@ -224,7 +223,8 @@ async def test_the_cli_sweeps(app: FastAPI, client: httpx.AsyncClient, expiry_db
     result = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "registry.cli", "sweep-verifications",
                          "--today", day.isoformat()],
-        env={**os.environ, "DATABASE_URL": expiry_db, "LOG_FORMAT": "console"},
+        env={**os.environ, "APP_ENV": "development", "DATABASE_URL": expiry_db,
+             "LOG_FORMAT": "console"},
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "2 warned of expiry" in result.stdout

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from asf_testing import serving
 from registry.app import create_app
 from registry.settings import RegistrySettings
 
@@ -284,7 +284,7 @@ async def replicas(registry_settings: RegistrySettings) -> AsyncIterator[list[Fa
     settings = registry_settings.model_copy(update={"public_rate_limit": 5,
                                                     "public_rate_window": 60})
     apps = [create_app(settings), create_app(settings)]
-    async with LifespanManager(apps[0]), LifespanManager(apps[1]):
+    async with serving(apps[0]), serving(apps[1]):
         yield apps
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from asf_kit.testing import event_tap
+from asf_testing import event_tap
 
 Headers = dict[str, dict[str, str]]
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asf_kit.testing import auth
+from asf_testing import auth
 
 Headers = dict[str, dict[str, str]]
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
-from asf_kit.settings import ServiceSettings
+from asf_kit.settings import Secret, ServiceSettings
 
 
 class CaseworkSettings(ServiceSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/asf_casework"
     port: int = 8002
 
-    casework_data_key: str | None = Field(
+    casework_data_key: Annotated[str | None, Secret(encoding="base64")] = Field(
         default=None,
         description="Master key for personal data: base64 of 32 random bytes "
         "(`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`).",
@@ -19,7 +21,9 @@ class CaseworkSettings(ServiceSettings):
     casework_data_key_id: str = Field(
         default="k1", description="Id of `casework_data_key`, stored with each row it wraps"
     )
-    casework_previous_data_keys: dict[str, str] = Field(
+    casework_previous_data_keys: Annotated[
+        dict[str, str], Secret(required=False, encoding="base64")
+    ] = Field(
         default_factory=dict,
         description="Older master keys by id (JSON), still able to unwrap rows during rotation",
     )
@@ -29,6 +33,25 @@ class CaseworkSettings(ServiceSettings):
     )
     follow_up_sweep_interval: float = Field(
         default=3600.0, description="Seconds between follow-up sweeps in the app; 0 turns it off"
+    )
+
+    stats_min_group: int = Field(
+        default=5, ge=1,
+        description="The smallest group `/stats/outcomes` shows; counts from 1 to one less "
+        "are null (1 shows everything)",
+    )
+    stream_retention_hours: float = Field(
+        default=48.0, ge=24.0,
+        description="How long `/stream` keeps changes for clients resuming with Last-Event-ID",
+    )
+    stream_max_per_user: int = Field(
+        default=5, ge=1, description="Open `/stream` connections per person, across replicas")
+    stream_max_per_process: int = Field(
+        default=500, ge=1, description="Open `/stream` connections per process")
+    stream_heartbeat_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How often a replica marks its open streams alive (a stream of a replica "
+        "that stopped counts no more after three of these)",
     )
 
     @field_validator("follow_up_offsets_days")

@@ -3,7 +3,6 @@ sweep and the HTTP routes. Read the wiring here."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version as _dist_version
@@ -11,9 +10,9 @@ from importlib.metadata import version as _dist_version
 from fastapi import FastAPI
 
 from asf_kit import http, telemetry
-from asf_kit.auth import TokenVerifier
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
+from asf_kit.worker import Worker
 from registry import api, public_api
 from registry.service import Clock, Registry, utc_now
 from registry.settings import RegistrySettings
@@ -34,17 +33,20 @@ def build_registry(settings: RegistrySettings, runtime: Runtime,
     )
 
 
-async def sweep_forever(registry: Registry, interval: float) -> None:
-    """The verification expiry sweep, every `interval` seconds, first right after start. Each
-    warning and expiry happens once, whichever replica's sweep gets there first."""
-    while True:
-        try:
-            swept = await registry.sweep_verifications()
-            if swept.warned or swept.expired:
-                log.info("verification sweep", warned=swept.warned, expired=swept.expired)
-        except Exception as e:  # the next round tries again
-            log.warning("verification sweep failed", error=str(e), error_type=type(e).__name__)
-        await asyncio.sleep(interval)
+class VerificationSweep(Worker):
+    """The verification expiry sweep every `interval` seconds (the first soon after start).
+    Each warning and expiry happens once, whichever replica's sweep gets there first."""
+
+    def __init__(self, registry: Registry, interval: float) -> None:
+        super().__init__("verification-sweep", interval=interval,
+                         first_round_after=min(interval, 60.0))
+        self._registry = registry
+
+    async def round(self) -> bool:
+        swept = await self._registry.sweep_verifications()
+        if swept.warned or swept.expired:
+            log.info("verification sweep", warned=swept.warned, expired=swept.expired)
+        return False
 
 
 def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -52,17 +54,17 @@ def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now)
     telemetry.setup(SERVICE, VERSION)
     runtime = Runtime(settings)
     registry = build_registry(settings, runtime, clock)
+    sweep = VerificationSweep(registry, settings.verification_sweep_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
             if settings.verification_sweep_interval > 0:
-                runtime.background.append(asyncio.create_task(
-                    sweep_forever(registry, settings.verification_sweep_interval),
-                    name="verification-sweep"))
+                await sweep.start()
             yield
         finally:
+            await sweep.stop()
             await runtime.stop()
 
     app = http.create_app(
@@ -77,7 +79,6 @@ def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now)
     )
     app.state.runtime = runtime
     app.state.registry = registry
-    app.state.verifier = TokenVerifier(settings)
     app.include_router(api.router)
     app.include_router(public_api.router)
     return app
