@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
+from asf_kit.fields import refuse_control_characters
 from asf_kit.pagination import DEFAULT_LIMIT, Page, page_response
 from registry.domain import (
     Company,
@@ -32,7 +33,6 @@ from registry.learning import (
 from registry.municipalities import all_municipalities
 from registry.service import Registry
 from registry.store import CompanyFilter
-from registry.values import refuse_control_characters
 from registry.views import PublicCompany, Stats
 
 router = APIRouter()

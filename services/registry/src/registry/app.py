@@ -10,17 +10,14 @@ from importlib.metadata import version as _dist_version
 from fastapi import FastAPI
 
 from asf_kit import http, telemetry
-from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
-from asf_kit.worker import Worker
+from asf_kit.worker import Periodic
 from registry import api, public_api
 from registry.service import Clock, Registry, utc_now
 from registry.settings import RegistrySettings
 
 SERVICE = "registry"
 VERSION = _dist_version("asf-registry")
-
-log = get_logger(__name__)
 
 
 def build_registry(settings: RegistrySettings, runtime: Runtime,
@@ -33,28 +30,14 @@ def build_registry(settings: RegistrySettings, runtime: Runtime,
     )
 
 
-class VerificationSweep(Worker):
-    """The verification expiry sweep every `interval` seconds (the first soon after start).
-    Each warning and expiry happens once, whichever replica's sweep gets there first."""
-
-    def __init__(self, registry: Registry, interval: float) -> None:
-        super().__init__("verification-sweep", interval=interval,
-                         first_round_after=min(interval, 60.0))
-        self._registry = registry
-
-    async def round(self) -> bool:
-        swept = await self._registry.sweep_verifications()
-        if swept.warned or swept.expired:
-            log.info("verification sweep", warned=swept.warned, expired=swept.expired)
-        return False
-
-
 def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RegistrySettings()
     telemetry.setup(SERVICE, VERSION)
     runtime = Runtime(settings)
     registry = build_registry(settings, runtime, clock)
-    sweep = VerificationSweep(registry, settings.verification_sweep_interval)
+    # Each warning and expiry happens once, whichever replica's sweep gets there first.
+    sweep = Periodic("verification-sweep", settings.verification_sweep_interval,
+                     registry.sweep_verifications)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

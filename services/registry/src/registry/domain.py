@@ -28,12 +28,11 @@ from pydantic import (
 
 from asf_contracts import registry as ev
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
-from asf_kit.fields import Email
+from asf_kit.fields import Email, Input
 from asf_kit.rules import RuleError
 from registry.municipalities import municipality
 from registry.values import (
     Event,
-    Input,
     LongText,
     MunicipalityCode,
     OrgNumber,

@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from asf_contracts import registry as ev
-from asf_kit.fields import Email
+from asf_kit.fields import Email, Input
 from asf_kit.rules import RuleError
-from registry.values import Event, Input, LongText, MunicipalityCode, Text
+from registry.values import Event, LongText, MunicipalityCode, Text
 
 CollaborationType = Literal[
     "work_training", "founding_support", "municipal_spinoff", "reserved_contract", "other"

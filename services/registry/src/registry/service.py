@@ -24,12 +24,12 @@ from pydantic import ValidationError
 from asf_contracts import Envelope
 from asf_contracts import registry as ev
 from asf_kit.auth import Principal, Role
+from asf_kit.logging import get_logger
 from asf_kit.outbox import new_event
 from asf_kit.pagination import decode_cursor, encode_cursor
 from asf_kit.problems import (
     FieldError,
     Problem,
-    forbidden,
     invalid,
     not_found,
     rule_problem,
@@ -57,12 +57,14 @@ from registry.values import Event
 from registry.views import (
     CountyStats,
     Stats,
+    check_may_change,
     company_seen_by,
-    is_own,
     public_company,
     public_learning_example,
     sees_every_status,
 )
+
+log = get_logger(__name__)
 
 Clock = Callable[[], datetime]
 Page = dict[str, Any]
@@ -204,15 +206,6 @@ class Registry:
             raise not_found("company")
         return Seen(seen, doc["version"] if "version" in seen else None)
 
-    def _may_change(self, who: Principal, company: Company) -> None:
-        """Officers change any company, a representative their own; to anybody else a
-        company they may not even see does not exist."""
-        if who.has(Role.REGISTRY_OFFICER) or is_own(who, company.id, company.registered_by):
-            return
-        if company_seen_by(who, company.model_dump(mode="json")) is None:
-            raise not_found("company")
-        raise forbidden("only the company's own representative or a registry officer may")
-
     async def _change(self, company_id: UUID, decide: Callable[[Company], Company]) -> Company:
         """Lock the company, let the domain `decide` its new state and events, save both."""
         async with unit_of_work(self.pool) as uow:
@@ -233,7 +226,7 @@ class Registry:
         expected = expected_version(if_match, patch.version)
 
         def decide(current: Company) -> Company:
-            self._may_change(who, current)
+            check_may_change(who, current)
             check_version("company", current.version, expected)
             return current.update(patch, self.clock())
 
@@ -330,6 +323,8 @@ class Registry:
             expired += done
             if len(due) < batch or done == 0:
                 break
+        if warned or expired:
+            log.info("verification sweep", warned=warned, expired=expired)
         return Swept(warned, expired)
 
     # --- contracts -----------------------------------------------------------------------
@@ -340,7 +335,7 @@ class Registry:
             company = await store.get_company(uow.conn, company_id)
             if company is None:
                 raise not_found("company")
-            self._may_change(who, company)
+            check_may_change(who, company)
             with _rules():
                 contract = Contract.award(company, body, who.sub, self.clock())
             await store.insert_contract(uow.conn, contract)

@@ -381,8 +381,8 @@ async def update_learning_example(conn: Conn, e: LearningExample, expected_versi
 
 async def get_learning_example(conn: Conn, example_id: UUID, *, for_update: bool = False
                                ) -> LearningExample | None:
-    sql = "SELECT document FROM learning_examples WHERE id = $1" + (
-        " FOR UPDATE" if for_update else "")
+    lock = " FOR UPDATE" if for_update else ""
+    sql = "SELECT document FROM learning_examples WHERE id = $1" + lock  # noqa: S608 (constant SQL)
     doc = await conn.fetchval(sql, example_id)
     return LearningExample.model_validate(doc) if doc is not None else None
 

@@ -1,15 +1,15 @@
-"""The registry's values: checked field types, the input base class, and the event a decision
-causes. Pure, no I/O."""
+"""The registry's values: checked field types and the event a decision causes. Pure, no I/O.
+(The input base class is the kit's: `asf_kit.fields.Input`.)"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, ClassVar
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
@@ -17,8 +17,6 @@ from registry.municipalities import municipality
 
 _TAG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters (Unicode category Cc) other than tab (\\x09) and newline (\\x0a)."""
 
 
 def normalize_org_number(value: str) -> str:
@@ -65,40 +63,6 @@ def check_phone(value: str | None) -> str | None:
     if value is not None and not _PHONE.match(value):
         raise ValueError("is not a phone number")
     return value
-
-
-def refuse_control_characters(value: str) -> str:
-    """Text without control characters other than newline and tab. A browser's form sends a
-    textarea's line breaks as CRLF, so CRLF counts as a newline; a lone CR does not."""
-    text = value.replace("\r\n", "\n")
-    found = _CONTROL.search(text)
-    if found:
-        raise ValueError(
-            f"contains the control character U+{ord(found.group()):04X} at position "
-            f"{found.start()}; only newline and tab are allowed"
-        )
-    return text
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return value if _CONTROL.search(value) is None else refuse_control_characters(value)
-    if isinstance(value, list):
-        return [refuse_control_characters(v) if isinstance(v, str) else v for v in value]
-    return value
-
-
-class Input(BaseModel):
-    """What a caller sends: unknown fields refused, text stripped, and no control characters
-    in any text field (the 422 names the field)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    _refuse_control: ClassVar[bool] = True
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_control_characters(cls, value: Any) -> Any:
-        return _clean(value) if cls._refuse_control else value
 
 
 OrgNumber = Annotated[str, AfterValidator(normalize_org_number)]

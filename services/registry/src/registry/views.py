@@ -1,5 +1,6 @@
-"""Who sees what of a company (SPEC 2, 3.1), and the public register's shapes: the JSON of
-`/public/...` and the columns of the open-data CSV. Pure, no I/O.
+"""Who sees what of a company and who may change it (SPEC 2, 3.1), and the public
+register's shapes: the JSON of `/public/...` and the columns of the open-data CSV. Pure, no
+I/O.
 
 - A registry officer, and the company's own representative, see the whole company in any
   status, decision notes and `registered_by` included.
@@ -25,6 +26,8 @@ import orjson
 from pydantic import BaseModel
 
 from asf_kit.auth import Principal, Role
+from asf_kit.problems import forbidden, not_found
+from registry.domain import Company
 from registry.municipalities import municipality
 
 
@@ -68,6 +71,16 @@ def company_seen_by(who: Principal, doc: dict[str, Any]) -> dict[str, Any] | Non
         whole.update(registered_by=None, deregistration=None,
                      verification={**doc["verification"], "note": None})
     return whole
+
+
+def check_may_change(who: Principal, company: Company) -> None:
+    """Officers change any company, a representative their own; to anybody else a company
+    they may not even see does not exist (404), one they see is not theirs to change (403)."""
+    if who.has(Role.REGISTRY_OFFICER) or is_own(who, company.id, company.registered_by):
+        return
+    if company_seen_by(who, company.model_dump(mode="json")) is None:
+        raise not_found("company")
+    raise forbidden("only the company's own representative or a registry officer may")
 
 
 # --- the public shape -------------------------------------------------------------------
