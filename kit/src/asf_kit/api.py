@@ -3,14 +3,12 @@ headers, and the problem responses to document."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Header, Query, Request, Response
 
-from asf_kit.pagination import MAX_LIMIT, decode_cursor
+from asf_kit.pagination import MAX_LIMIT
 from asf_kit.problems import ProblemDetail, invalid
 
 
@@ -42,14 +40,3 @@ def if_match_version(value: str | None) -> int | None:
     if not raw.isdigit():
         raise invalid("If-Match", 'must be the version number, e.g. "3"')
     return int(raw)
-
-
-def time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    """The (created_at, id) a time-ordered list's cursor carries."""
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), UUID(str(key[1]))
-    except ValueError as e:
-        raise invalid("cursor", "not a cursor this API returned") from e

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 from starlette.background import BackgroundTask
 
-from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag, time_cursor
+from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, time_cursor
 from asf_kit.problems import invalid
 from casework.domain import FollowUp, FollowUpStatus, Placement
 from casework.inputs import (
@@ -101,13 +101,7 @@ async def list_participants(
     items = await service.list_cases(who, stage=stage, company_id=company_id,
                                      assigned_to=assigned_to, after=time_cursor(cursor),
                                      limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[Case](
-        items=items,
-        next_cursor=encode_cursor([items[-1].referred_at.isoformat(), str(items[-1].id)])
-        if more else None,
-    )
+    return Page[Case].of(items, limit, lambda c: [c.referred_at.isoformat(), str(c.id)])
 
 
 @router.post("/participants/search", tags=["participants"], responses=_errors)
@@ -207,10 +201,7 @@ async def access_log(
     if key is not None and (type(key[0]) is not int or not 0 <= key[0] < 2**63):
         raise invalid("cursor", "not a cursor this API returned")
     items = await service.access_log(participant_id, key[0] if key else None, limit + 1, who)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[AccessLogEntry](
-        items=items, next_cursor=encode_cursor([items[-1].id]) if more else None)
+    return Page[AccessLogEntry].of(items, limit, lambda e: [e.id])
 
 
 # --- statistics and the stream -----------------------------------------------------------
@@ -281,10 +272,7 @@ async def follow_ups(
     items = await service.follow_ups(who, assigned_to=assigned_to, due_before=due_before,
                                      status=status, after=_date_cursor(cursor),
                                      limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[FollowUpItem](items=items, next_cursor=encode_cursor(
-        [items[-1].due_date.isoformat(), str(items[-1].id)]) if more else None)
+    return Page[FollowUpItem].of(items, limit, lambda f: [f.due_date.isoformat(), str(f.id)])
 
 
 @router.get("/placements", tags=["worklists"], responses=_errors)
@@ -301,10 +289,8 @@ async def placements(
     """The placements of the caller's municipality, in the order they were made."""
     items = await service.placements(who, company_id=company_id, flagged=flagged,
                                      active=active, after=time_cursor(cursor), limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[PlacementItem](items=items, next_cursor=encode_cursor(
-        [items[-1].created_at.isoformat(), str(items[-1].id)]) if more else None)
+    return Page[PlacementItem].of(items, limit,
+                                  lambda p: [p.created_at.isoformat(), str(p.id)])
 
 
 def _date_cursor(cursor: str | None) -> tuple[date, UUID] | None:

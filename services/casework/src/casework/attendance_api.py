@@ -13,9 +13,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from asf_kit.api import Cursor, Limit, problems, time_cursor
+from asf_kit.api import Cursor, Limit, problems
 from asf_kit.auth import Principal, Role
-from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, time_cursor
 from asf_kit.problems import invalid
 from casework.api import CaseWorker, _signed_in
 from casework.attendance import (
@@ -86,10 +86,7 @@ async def company_placements(
         raise invalid("cursor", "not a cursor this API returned") from e
     items = await service.company_placements(company_id, who, active=active, after=after,
                                              limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[RepPlacement](items=items, next_cursor=encode_cursor(
-        [items[-1].start.isoformat(), str(items[-1].id)]) if more else None)
+    return Page[RepPlacement].of(items, limit, lambda p: [p.start.isoformat(), str(p.id)])
 
 
 @router.put("/placements/{placement_id}/attendance/{date}", tags=["attendance"],
@@ -145,12 +142,8 @@ async def rates(
         raise invalid("cursor", "not a cursor this API returned") from e
     items = await service.rates(who, municipality_code=municipality_code, kind=kind,
                                 after=after, limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    last = items[-1] if items else None
-    return Page[Rate](items=items, next_cursor=encode_cursor(
-        [last.municipality_code, last.kind, last.valid_from.isoformat()])
-        if more and last else None)
+    return Page[Rate].of(items, limit,
+                         lambda r: [r.municipality_code, r.kind, r.valid_from.isoformat()])
 
 
 # --- statements ----------------------------------------------------------------------------
@@ -172,10 +165,8 @@ async def statements(
                                      municipality_code=municipality_code, month=month,
                                      current=current, after=time_cursor(cursor),
                                      limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[StatementSummary](items=items, next_cursor=encode_cursor(
-        [items[-1].issued_at.isoformat(), str(items[-1].id)]) if more else None)
+    return Page[StatementSummary].of(items, limit,
+                                     lambda s: [s.issued_at.isoformat(), str(s.id)])
 
 
 @router.get("/statements/{statement_id}.csv", tags=["statements"], response_class=Response,

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
-from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor
 from asf_kit.problems import invalid
 from asf_kit.uow import expected_version
 from casework.api import CaseWorker
@@ -103,7 +103,5 @@ async def plans_due(
         raise invalid("cursor", "not a cursor this API returned") from e
     items = await service.plans_due(who, assigned_to=assigned_to, due_before=due_before,
                                     after=after, limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[PlanDue](items=items, next_cursor=encode_cursor(
-        [items[-1].next_review_date.isoformat(), str(items[-1].plan_id)]) if more else None)
+    return Page[PlanDue].of(items, limit,
+                            lambda p: [p.next_review_date.isoformat(), str(p.plan_id)])

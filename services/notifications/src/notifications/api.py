@@ -16,10 +16,9 @@ from asf_kit.api import (
     if_match_version,
     problems,
     set_etag,
-    time_cursor,
 )
 from asf_kit.auth import Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, time_cursor
 from asf_kit.problems import invalid, not_found
 from notifications import mailcatcher
 from notifications.domain import (
@@ -50,6 +49,11 @@ def _notifications(request: Request) -> Notifications:
     return notifications
 
 
+def _created(item: Contact | Subscription | Delivery) -> list[str]:
+    """The cursor key of a list in the order things were created."""
+    return [item.created_at.isoformat(), str(item.id)]
+
+
 Settings = Annotated[NotificationsSettings, Depends(_settings)]
 Service = Annotated[Notifications, Depends(_notifications)]
 TemplateName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")]
@@ -57,13 +61,6 @@ MAX_VERSION = 2**31 - 1  # a PostgreSQL integer
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 DeliveryReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
 _errors = problems(403, 404, 409, 412, 428)
-
-
-def _next(items: list[Any], limit: int) -> str | None:
-    if len(items) <= limit:
-        return None
-    last = items[limit - 1]
-    return encode_cursor([last.created_at.isoformat(), str(last.id)])
 
 
 # --- contacts -------------------------------------------------------------------------------
@@ -93,7 +90,7 @@ async def list_contacts(
         role=role, company_id=company_id, municipality_code=municipality_code,
         after=time_cursor(cursor), limit=limit + 1,
     )
-    return Page[Contact](items=items[:limit], next_cursor=_next(items, limit))
+    return Page[Contact].of(items, limit, _created)
 
 
 @router.get("/contacts/{contact_id}", tags=["contacts"], responses=_errors)
@@ -148,7 +145,7 @@ async def list_subscriptions(
         event_type=event_type, contact_id=contact_id, role=role,
         after=time_cursor(cursor), limit=limit + 1,
     )
-    return Page[Subscription](items=items[:limit], next_cursor=_next(items, limit))
+    return Page[Subscription].of(items, limit, _created)
 
 
 @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], responses=_errors)
@@ -195,7 +192,7 @@ async def list_deliveries(
         status=status, event_id=event_id, contact_id=contact_id,
         before=time_cursor(cursor), limit=limit + 1,
     )
-    return Page[Delivery](items=items[:limit], next_cursor=_next(items, limit))
+    return Page[Delivery].of(items, limit, _created)
 
 
 @router.get("/deliveries/{delivery_id}", tags=["deliveries"], responses=_errors)
@@ -227,8 +224,7 @@ async def list_template_versions(
     one in use."""
     before = _version_cursor(cursor)
     items = await svc.template_versions(name, before=before, limit=limit + 1)
-    next_cursor = encode_cursor([items[limit - 1].version]) if len(items) > limit else None
-    return Page[TemplateVersion](items=items[:limit], next_cursor=next_cursor)
+    return Page[TemplateVersion].of(items, limit, lambda v: [v.version])
 
 
 def _version_cursor(cursor: str | None) -> int | None:

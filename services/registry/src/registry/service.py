@@ -26,7 +26,7 @@ from asf_contracts import registry as ev
 from asf_kit.auth import Principal, Role
 from asf_kit.logging import get_logger
 from asf_kit.outbox import new_event
-from asf_kit.pagination import decode_cursor, encode_cursor
+from asf_kit.pagination import cut, decode_cursor, time_cursor
 from asf_kit.problems import (
     FieldError,
     Problem,
@@ -102,24 +102,6 @@ def _name_cursor(cursor: str | None) -> tuple[str, UUID] | None:
         raise invalid("cursor", "not a cursor this API returned") from e
 
 
-def _time_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    key = decode_cursor(cursor, 2)
-    if key is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(key[0])), UUID(str(key[1]))
-    except ValueError as e:
-        raise invalid("cursor", "not a cursor this API returned") from e
-
-
-def _page(items: list[Any], limit: int, key: Callable[[Any], list[Any]]) -> tuple[list[Any],
-                                                                                   str | None]:
-    """The first `limit` of `limit + 1` fetched, and the cursor after them when there is more."""
-    more = len(items) > limit
-    items = items[:limit]
-    return items, encode_cursor(key(items[-1])) if more and items else None
-
-
 @dataclass(frozen=True)
 class Seen:
     """A company as the caller may see it, and its version when they see that."""
@@ -193,7 +175,7 @@ class Registry:
         async with self.pool.acquire() as conn:
             docs = await store.list_companies(conn, f, readable, _name_cursor(cursor),
                                               limit + 1)
-        docs, next_cursor = _page(docs, limit, lambda d: [d["name"], d["id"]])
+        docs, next_cursor = cut(docs, limit, lambda d: [d["name"], d["id"]])
         seen = [company_seen_by(who, d) for d in docs]
         return {"items": [s for s in seen if s is not None], "next_cursor": next_cursor}
 
@@ -348,8 +330,8 @@ class Registry:
         async with self.pool.acquire() as conn:
             items = await store.list_contracts(
                 conn, company_id=company_id, municipality_code=municipality_code,
-                reserved=reserved, after=_time_cursor(cursor), limit=limit + 1)
-        return _page(items, limit, lambda c: [c.created_at.isoformat(), str(c.id)])
+                reserved=reserved, after=time_cursor(cursor), limit=limit + 1)
+        return cut(items, limit, lambda c: [c.created_at.isoformat(), str(c.id)])
 
     # --- learning examples ---------------------------------------------------------------
 
@@ -369,8 +351,8 @@ class Registry:
         async with self.pool.acquire() as conn:
             items = await store.list_learning_examples(
                 conn, municipality_code=municipality_code, status=status,
-                after=_time_cursor(cursor), limit=limit + 1)
-        return _page(items, limit, lambda e: [e.created_at.isoformat(), str(e.id)])
+                after=time_cursor(cursor), limit=limit + 1)
+        return cut(items, limit, lambda e: [e.created_at.isoformat(), str(e.id)])
 
     async def learning_example(self, example_id: UUID) -> LearningExample:
         async with self.pool.acquire() as conn:
@@ -447,7 +429,7 @@ class Registry:
     async def public_companies(self, f: CompanyFilter, cursor: str | None, limit: int) -> Page:
         async with self.pool.acquire() as conn:
             docs = await store.active_companies(conn, f, _name_cursor(cursor), limit + 1)
-        docs, next_cursor = _page(docs, limit, lambda d: [d["name"], d["id"]])
+        docs, next_cursor = cut(docs, limit, lambda d: [d["name"], d["id"]])
         return {"items": [public_company(d) for d in docs], "next_cursor": next_cursor}
 
     async def public_company(self, company_id: UUID) -> dict[str, Any]:
@@ -483,9 +465,9 @@ class Registry:
     async def public_learning_examples(self, f: ExampleFilter, cursor: str | None,
                                        limit: int) -> Page:
         async with self.pool.acquire() as conn:
-            docs = await store.published_learning_examples(conn, f, _time_cursor(cursor),
+            docs = await store.published_learning_examples(conn, f, time_cursor(cursor),
                                                            limit + 1)
-            docs, next_cursor = _page(docs, limit,
+            docs, next_cursor = cut(docs, limit,
                                       lambda d: [d["publication"]["at"], d["id"]])
             names = await store.active_company_names(
                 conn, [UUID(c) for d in docs for c in d.get("company_ids") or ()])
