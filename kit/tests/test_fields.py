@@ -1,4 +1,5 @@
-"""What every service's input models inherit (`asf_kit.fields.Input`), without a database."""
+"""What every service's input models inherit (`asf_kit.fields.Input`) and how a broken rule reaches
+the caller (`asf_kit.problems.rule_problem`), without a database."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from asf_kit.fields import Email, Input
-from asf_kit.problems import validation_problem
+from asf_kit.problems import rule_problem, validation_problem
+from asf_kit.rules import RuleError
 
 pytestmark = pytest.mark.fast
 
@@ -54,3 +56,14 @@ def test_a_model_read_back_from_storage_may_opt_out() -> None:
         _refuse_control: ClassVar[bool] = False
 
     assert Stored.model_validate({"name": "as stored\x01"}).name == "as stored\x01"
+
+
+def test_a_broken_rule_is_a_problem_and_every_422_the_same_type() -> None:
+    conflict = rule_problem(RuleError(409, "Wrong status", "not from pending",
+                                      allowed=["active"]))
+    assert conflict.body() == {"type": "/problems/wrong-status", "title": "Wrong status",
+                               "status": 409, "detail": "not from pending", "allowed": ["active"]}
+    bad = rule_problem(RuleError(422, "Validation failed", "end: before start",
+                                 errors=[{"field": "end", "message": "before start"}]))
+    assert bad.body()["type"] == validation_problem([]).body()["type"] == "/problems/validation"
+    assert bad.body()["errors"] == [{"field": "end", "message": "before start"}]

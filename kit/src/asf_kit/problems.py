@@ -83,8 +83,10 @@ def rule_problem(e: RuleError) -> Problem:
     """The problem document of a broken domain rule, with what it says the caller can do."""
     extra: dict[str, Any] = dict(e.extra)
     errors = extra.pop("errors", None)
+    # every 422 is the same type of problem, however it was found
+    slug = "validation" if e.status == 422 else e.title.lower().replace(" ", "-")
     return Problem(
-        e.status, e.title, e.detail, slug=e.title.lower().replace(" ", "-"),
+        e.status, e.title, e.detail, slug=slug,
         errors=[FieldError(**x) for x in errors] if isinstance(errors, list) else None,
         **extra,
     )
@@ -152,6 +154,11 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, Problem)
         return problem_response(exc)
 
+    async def on_rule(_: Request, exc: Exception) -> JSONResponse:
+        # a domain rule said no, wherever below a route: the service layer need not catch it
+        assert isinstance(exc, RuleError)
+        return problem_response(rule_problem(exc))
+
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError | PydanticValidationError)
         return problem_response(validation_problem(exc.errors()))
@@ -171,6 +178,7 @@ def install(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RuleError, on_rule)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(PydanticValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -17,6 +17,7 @@ from asf_kit.auth import Principal, Role
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem, forbidden, not_found
 from asf_kit.problems import invalid as asf_invalid
+from asf_kit.uow import unit_of_work
 from casework import attendance_store as ast
 from casework import store
 from casework.attendance import (
@@ -78,7 +79,7 @@ class AttendanceCases(Casework):
         """Placements at the rep's own company; another company's is a 404."""
         if company_of(who) != company_id:
             raise not_found("company")
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await ast.company_placements(uow.conn, company_id, active=active,
                                                  after=after, limit=limit)
             people = await ast.sealed_people(uow.conn, [p.participant_id for p in found])
@@ -115,7 +116,7 @@ class AttendanceCases(Casework):
         A closed month is a 409 naming its statement."""
         now = self.now()
         company = company_of(who)
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._placement(uow.conn, placement_id, who, share_lock=True)
             if p.company_id != company:
                 raise not_found("placement")
@@ -135,7 +136,7 @@ class AttendanceCases(Casework):
                          end: dt.date | None) -> AttendancePage:
         """The days reported from `start` to `end` (the month so far by default)."""
         period = attendance_period(start, end, swedish_date(self.now()))
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._placement(uow.conn, placement_id, who)
             days = await ast.attendance_between(uow.conn, p, *period)
             closed = await ast.closed_months(uow.conn, p.company_id, p.municipality_code,
@@ -155,7 +156,7 @@ class AttendanceCases(Casework):
         rate = Rate(id=uuid4(), municipality_code=municipality, kind=body.kind, unit=body.unit,
                     amount_sek=round(body.amount_sek, 2), valid_from=body.valid_from,
                     created_by=who.sub, created_at=self.now())
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             if await ast.add_rate(uow.conn, rate) is None:
                 existing = await ast.rate_from(uow.conn, municipality, body.kind,
                                                body.valid_from)
@@ -201,7 +202,7 @@ class AttendanceCases(Casework):
 
     async def _close(self, company_id: UUID, municipality_code: str, month: Month
                      ) -> Statement | None:
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             await ast.lock_month(uow.conn, company_id, municipality_code, month)
             if await ast.current_statement(uow.conn, company_id, municipality_code, month):
                 return None  # closed by another replica meanwhile
@@ -230,7 +231,7 @@ class AttendanceCases(Casework):
         that supersedes this one. Only the statement in force can be corrected (409 names
         the one that superseded it)."""
         now = self.now()
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await ast.get_statement(uow.conn, statement_id)
             if found is None or not sees(who, found[0].company_id, found[0].municipality_code):
                 raise not_found("statement")
@@ -318,7 +319,7 @@ class AttendanceCases(Casework):
     async def statement(self, statement_id: UUID, who: Principal) -> StatementView:
         """One statement with its lines and the given name and family initial of each line's
         participant (opened now: none once erased)."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await ast.get_statement(uow.conn, statement_id)
             if found is None or not sees(who, found[0].company_id, found[0].municipality_code):
                 raise not_found("statement")

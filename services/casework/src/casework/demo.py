@@ -19,7 +19,7 @@ from stdnum import luhn
 
 from asf_kit.auth import Principal
 from asf_kit.db import create_pool
-from asf_kit.problems import Problem
+from asf_kit.rules import RuleError
 from casework import store
 from casework.domain import Company
 from casework.inputs import ParticipantIn, PlacementIn, TransitionIn
@@ -102,7 +102,7 @@ async def seed_with(casework: CaseworkService, wait: float = 30.0) -> tuple[int,
                 company_id=company.id, kind="work_training",
                 start=today() - timedelta(days=200), hours_per_week=20,
             ), who)
-        except Problem:  # the company's places are full: leave the case in assessment
+        except RuleError:  # the company's places are full: leave the case in assessment
             continue
         placed += 1
         if stage == "in_training":

@@ -14,7 +14,7 @@ from uuid import UUID
 from asf_kit.auth import Principal
 from asf_kit.logging import get_logger
 from asf_kit.problems import not_found
-from asf_kit.uow import UnitOfWork, check_version
+from asf_kit.uow import UnitOfWork, check_version, unit_of_work
 from casework import plan_store, store
 from casework.domain import Participant
 from casework.plan import (
@@ -46,7 +46,7 @@ class PlanCases(Casework):
 
     async def plan(self, participant_id: UUID, who: Principal) -> PlanView:
         """The case's plan, opened; 404 when the case has none yet."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             loaded = await plan_store.load_plan(uow.conn, participant_id)
             await store.log_access(uow.conn, [participant_id], who.sub, "plan_read")
@@ -59,7 +59,7 @@ class PlanCases(Casework):
                          who: Principal) -> tuple[PlanView, bool]:
         """Write the plan (version 1 when `expected` is 0) or replace it; True when created."""
         now = self.now()
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, personal=True)
             loaded = await plan_store.load_plan(uow.conn, participant_id, lock=True)
             check_version("plan", loaded.plan.version if loaded else 0, expected)
@@ -77,7 +77,7 @@ class PlanCases(Casework):
                           who: Principal) -> Review:
         """Record a review of the plan; it moves the plan to a new version."""
         now = self.now()
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, personal=True)
             loaded = await plan_store.load_plan(uow.conn, participant_id, lock=True)
             if loaded is None:
@@ -93,7 +93,7 @@ class PlanCases(Casework):
                         due_before: dt.date | None, after: tuple[dt.date, UUID] | None,
                         limit: int) -> list[PlanDue]:
         """Plans with a next review in the caller's municipality, soonest first."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await plan_store.list_plans(
                 uow.conn, municipality_code=scope_of(who), assigned_to=assigned_to,
                 due_before=due_before, today=swedish_date(self.now()), after=after, limit=limit)
@@ -119,7 +119,7 @@ class PlanCases(Casework):
         announced = 0
         while True:
             progressed = 0
-            async with self._work() as uow:
+            async with unit_of_work(self.pool) as uow:
                 claimed = await plan_store.claim_due_reviews(uow.conn, on, batch)
                 for participant_id in claimed:
                     case = await store.load_participant(uow.conn, participant_id)

@@ -8,8 +8,7 @@ row and the message for `/stream` commit together or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -24,8 +23,7 @@ from asf_kit.auth import Principal
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
 from asf_kit.outbox import add_events, new_event
-from asf_kit.problems import Problem, not_found, rule_problem
-from asf_kit.rules import RuleError
+from asf_kit.problems import Problem, not_found
 from asf_kit.uow import UnitOfWork, check_version, expected_version, unit_of_work
 from casework import store
 from casework.crypto import Vault, WrappedKey
@@ -87,13 +85,6 @@ def envelope(e: Event) -> Envelope:
                      aggregate_id=e.aggregate_id, aggregate_version=e.version, payload=e.payload)
 
 
-def _problem(e: RuleError) -> Problem:
-    problem = rule_problem(e)
-    if e.status == 422:
-        problem.slug = "validation"  # the same type as every other 422
-    return problem
-
-
 def _duplicate(existing: UUID | None) -> Problem:
     return Problem(
         409, "Already registered",
@@ -124,15 +115,6 @@ class Casework:
         return self._pool()
 
     # --- plumbing ------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _work(self) -> AsyncIterator[UnitOfWork]:
-        """One unit of work; a rule the aggregate enforces becomes its problem document."""
-        try:
-            async with unit_of_work(self.pool) as uow:
-                yield uow
-        except RuleError as e:
-            raise _problem(e) from None
 
     async def _load(self, conn: Conn, participant_id: UUID, who: Principal, *,
                     lock: bool = True, personal: bool = False) -> Participant:
@@ -226,7 +208,7 @@ class Casework:
         hash_input = self._hash_input(body.personal_identity_number)
         assigned_to = body.assigned_to or who.sub
         try:
-            async with self._work() as uow:
+            async with unit_of_work(self.pool) as uow:
                 assignee = None
                 if assigned_to != who.sub:
                     assignee = await store.known_user(uow.conn, assigned_to)
@@ -254,7 +236,7 @@ class Casework:
         return view
 
     async def get(self, participant_id: UUID, who: Principal) -> ParticipantView:
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "read")
             employers = await self._employer_names(uow.conn, p) if p.employment else {}
@@ -266,7 +248,7 @@ class Casework:
         assigned_to: str | None, after: tuple[datetime, UUID] | None, limit: int,
     ) -> list[Case]:
         """Cases of the caller's municipality, without personal data; each one listed is logged."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await store.list_participants(
                 uow.conn, municipality_code=scope_of(who), stage=stage, company_id=company_id,
                 assigned_to=assigned_to, after=after, limit=limit,
@@ -277,14 +259,14 @@ class Casework:
     async def find(self, identity_number: str, who: Principal) -> list[Case]:
         """The cases of one person in the caller's municipality, found by the keyed hash."""
         hashes = self.vault.identity_hashes(self._hash_input(identity_number))
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await store.find_participants(uow.conn, scope_of(who), hashes)
             await store.log_access(uow.conn, [p.id for p in found], who.sub, "search")
         return [Case.of(p) for p in found]
 
     async def erase(self, participant_id: UUID, who: Principal) -> None:
         """Shred the personal data of a closed case for good; the figures stay."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who)
             if not p.erase(self.now()):  # erased before: nothing more to do
                 await store.log_access(uow.conn, [p.id], who.sub, "erase")
@@ -298,7 +280,7 @@ class Casework:
         """Correct the person's details or the case's, or hand the case to another case
         worker of the municipality; `If-Match` (or `version`) must be the version read."""
         expected = expected_version(if_match, patch.version)
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, personal=True)
             check_version("participant", p.version, expected)
             assignee = None
@@ -355,7 +337,7 @@ class Casework:
     ) -> list[FollowUpItem]:
         """The municipality's follow-ups in due order; each case listed is logged."""
         municipality, on = scope_of(who), self.now().date()
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await store.list_follow_ups(
                 uow.conn, municipality_code=municipality, assigned_to=assigned_to,
                 due_before=due_before, status=status, today=on, after=after, limit=limit)
@@ -372,7 +354,7 @@ class Casework:
         """The municipality's placements in the order they were made; each case listed is
         logged."""
         municipality = scope_of(who)
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             found = await store.list_placements(
                 uow.conn, municipality_code=municipality, company_id=company_id,
                 flagged=flagged, active=active, after=after, limit=limit)
@@ -385,7 +367,7 @@ class Casework:
 
     async def transition(self, participant_id: UUID, body: TransitionIn, who: Principal) -> Case:
         """Move the case one step; 409 naming the allowed moves otherwise."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, personal=body.to == "employed")
             employer = None
             if body.employment is not None and body.employment.employer_company_id is not None:
@@ -403,7 +385,7 @@ class Casework:
         The company's read-model row is locked while places are counted, so two
         placements at the same time cannot both take the last place.
         """
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who)
             company = await store.get_company(uow.conn, body.company_id, for_update=True)
             taken = await store.count_active_placements(uow.conn, body.company_id)
@@ -413,7 +395,7 @@ class Casework:
 
     async def end_placement(self, placement_id: UUID, body: PlacementEndIn,
                             who: Principal) -> Placement:
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             participant_id = await store.participant_of_placement(uow.conn, placement_id)
             if participant_id is None:
                 raise not_found("placement")
@@ -427,7 +409,7 @@ class Casework:
     async def record_follow_up(self, participant_id: UUID, body: FollowUpIn,
                                who: Principal) -> FollowUp:
         """Record whether the participant is still employed at one follow-up."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who)
             follow_up = p.record_follow_up(body.offset_days, body.still_employed, who.sub,
                                            self.now(), self.offsets)
@@ -436,7 +418,7 @@ class Casework:
 
     async def add_note(self, participant_id: UUID, body: NoteIn, who: Principal) -> Note:
         """A note on the case, sealed with the participant's data key."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, personal=True)
             note = p.add_note(who.sub, body.confidential, self.now())
             data_key = self._data_key(p)
@@ -452,7 +434,7 @@ class Casework:
 
         A confidential note's text is shown only to its author and the assigned case worker.
         """
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "timeline")
             history, sealed_notes = await store.history(uow.conn, p)
@@ -476,7 +458,7 @@ class Casework:
         """Who read or changed the participant's data. An auditor whose token names a
         municipality sees that municipality's participants only (404 otherwise); the
         auditor's own read is logged too, after the page it read."""
-        async with self._work() as uow:
+        async with unit_of_work(self.pool) as uow:
             municipality = await store.municipality_of(uow.conn, participant_id)
             if municipality is None or who.municipality_code not in (None, municipality):
                 raise not_found("participant")
@@ -494,7 +476,7 @@ class Casework:
         """
         announced = 0
         while True:
-            async with self._work() as uow:
+            async with unit_of_work(self.pool) as uow:
                 claimed = await store.claim_due_follow_ups(uow.conn, on, batch)
                 by_participant: dict[UUID, list[UUID]] = {}
                 for participant_id, follow_up_id in claimed:
@@ -601,10 +583,7 @@ class Casework:
                        end: date | None) -> Outcomes:
         """Outcome figures for a municipality (or all) and a period of whole months; counts
         only, and none small enough to single anybody out."""
-        try:
-            check_period(start, end)
-        except RuleError as e:
-            raise _problem(e) from None
+        check_period(start, end)
         async with self.pool.acquire() as conn:
             counts = await store.outcome_counts(conn, municipality, start, end,
                                                 self.now().date())

@@ -27,9 +27,8 @@ from asf_kit import telemetry
 from asf_kit.db import Conn
 from asf_kit.fields import ascii_email
 from asf_kit.logging import get_logger
-from asf_kit.problems import FieldError, Problem, invalid, not_found, rule_problem
+from asf_kit.problems import FieldError, Problem, invalid, not_found
 from asf_kit.problems import validation_problem as _validation_problem
-from asf_kit.rules import RuleError
 from asf_kit.uow import check_version, expected_version, unit_of_work
 from notifications import domain, mail_templates, routing, samples, store
 from notifications.domain import (
@@ -101,10 +100,7 @@ def _patched(current: M, patch: BaseModel, not_null: set[str]) -> M:
 
 
 def _checked_contact(c: Contact) -> Contact:
-    try:
-        domain.check_contact(c)
-    except RuleError as e:
-        raise rule_problem(e) from None
+    domain.check_contact(c)
     return c
 
 
@@ -364,10 +360,7 @@ class Notifications:
             history = await store.template_history(uow.conn, name)
             if history is None:
                 raise not_found("template")
-            try:
-                history.activate(version)
-            except RuleError as e:
-                raise rule_problem(e) from None
+            history.activate(version)
             if history.active != version:
                 await store.activate_template(uow.conn, name, version, by)
             stored = await store.template_version(uow.conn, name, version)

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import ValidationError
 
 from asf_contracts import Envelope
 from asf_contracts import registry as ev
@@ -32,10 +30,7 @@ from asf_kit.problems import (
     Problem,
     invalid,
     not_found,
-    rule_problem,
-    validation_problem,
 )
-from asf_kit.rules import RuleError
 from asf_kit.uow import check_version, expected_version, unit_of_work
 from registry import store
 from registry.domain import (
@@ -73,17 +68,6 @@ Page = dict[str, Any]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@contextmanager
-def _rules() -> Iterator[None]:
-    """A broken domain rule or a bad value as the problem document the caller acts on."""
-    try:
-        yield
-    except RuleError as e:
-        raise rule_problem(e) from None
-    except ValidationError as e:
-        raise validation_problem(e.errors()) from None
 
 
 def _envelopes(events: list[Event]) -> list[Envelope]:
@@ -194,8 +178,7 @@ class Registry:
             current = await store.get_company(uow.conn, company_id, for_update=True)
             if current is None:
                 raise not_found("company")
-            with _rules():
-                changed = decide(current)
+            changed = decide(current)
             if changed.version != current.version:
                 await store.update_company(uow.conn, changed, current.version)
             uow.publish(*_envelopes(changed.events))
@@ -237,8 +220,7 @@ class Registry:
             raise Problem(413, "Content too large",
                           f"an import is at most {self.import_max_bytes} bytes; split the file",
                           slug="too-large")
-        with _rules():
-            check = await asyncio.to_thread(read_import, raw, self.import_max_rows)
+        check = await asyncio.to_thread(read_import, raw, self.import_max_rows)
         async with unit_of_work(self.pool) as uow:
             taken = await store.existing_org_numbers(uow.conn, list(check.line_of))
             duplicates = [{"row": check.line_of[org], "field": "org_number",
@@ -318,8 +300,7 @@ class Registry:
             if company is None:
                 raise not_found("company")
             check_may_change(who, company)
-            with _rules():
-                contract = Contract.award(company, body, who.sub, self.clock())
+            contract = Contract.award(company, body, who.sub, self.clock())
             await store.insert_contract(uow.conn, contract)
             uow.publish(*_envelopes([contract.event()]))
         return contract
@@ -339,8 +320,7 @@ class Registry:
                                       who: Principal) -> LearningExample:
         async with unit_of_work(self.pool) as uow:
             known = await store.existing_company_ids(uow.conn, body.company_ids)
-            with _rules():
-                example = LearningExample.submit(body, who.sub, self.clock(), known)
+            example = LearningExample.submit(body, who.sub, self.clock(), known)
             await store.insert_learning_example(uow.conn, example)
             uow.publish(*_envelopes(example.events))
         return example
@@ -368,8 +348,7 @@ class Registry:
             current = await store.get_learning_example(uow.conn, example_id, for_update=True)
             if current is None:
                 raise not_found("learning example")
-            with _rules():
-                decided = current.decide(body, who.sub, self.clock())
+            decided = current.decide(body, who.sub, self.clock())
             await store.update_learning_example(uow.conn, decided, current.version)
             uow.publish(*_envelopes(decided.events))
         return decided
