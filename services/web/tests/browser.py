@@ -107,3 +107,18 @@ def choose_radio(page: Any, target: Any, limit: int = 80) -> None:
             return
         page.keyboard.press("ArrowDown")
     raise AssertionError(f"could not choose {target} with the arrow keys")
+
+
+def too_wide(page: Any) -> list[str]:
+    """The outermost elements that stick out to the right of the window (for a message)."""
+    found: list[str] = page.evaluate("""() => {
+      const w = document.documentElement.clientWidth, out = [];
+      for (const el of document.querySelectorAll('body *')) {
+        const r = el.getBoundingClientRect();
+        if (r.right > w + 1 && !el.closest('.table-wrap') &&
+            !(el.parentElement && el.parentElement.getBoundingClientRect().right > w + 1))
+          out.push(el.tagName + '.' + el.className + ' ' + (el.textContent || '').slice(0, 60));
+      }
+      return out.slice(0, 5);
+    }""")
+    return found
