@@ -15,7 +15,7 @@ from asf_kit.logging import get_logger
 from asf_kit.problems import Problem
 from web import forms, oidc
 from web.auth import end_session, safe_next, start_session, user_of
-from web.clients import ApiRefused, ApiUnavailable
+from web.clients import ApiRefused, ApiUnavailable, TokenRefused
 from web.deps import ApisDep, SettingsDep, see_other
 from web.errors import error_page
 from web.i18n import LOCALES
@@ -125,7 +125,7 @@ async def _demo_rep(apis: ApisDep, settings: SettingsDep) -> dict[str, str] | No
                        ttl=timedelta(minutes=1))
     try:
         page = await apis.registry.get("/companies", token, q=DEMO_COMPANY, limit=1)
-    except (ApiUnavailable, ApiRefused):
+    except (ApiUnavailable, ApiRefused, TokenRefused):
         return None
     if not page["items"]:
         return None
