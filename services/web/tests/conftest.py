@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from .browser import launched, skip_without_chromium
-from .stack import Stack, running_stack
+from .stack import Stack, stack_in_thread
 
 
 @pytest.fixture(scope="session")
-async def stack(postgres_url: str, broker_url: str,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    logs: Path = tmp_path_factory.mktemp("web-stack")
-    async with running_stack(postgres_url, broker_url, logs) as s:
+def stack(postgres_url: str, broker_url: str,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with stack_in_thread(postgres_url, broker_url, tmp_path_factory.mktemp("web-stack")) as s:
         yield s
 
 

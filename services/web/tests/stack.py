@@ -226,3 +226,43 @@ def nothing() -> Iterator[None]:
 
 
 __all__ = ["JWT_TEST_SECRET"]
+
+
+@contextlib.contextmanager
+def stack_in_thread(postgres_url: str, broker_url: str, logs: Path,
+                    **kwargs: Any) -> Iterator[Stack]:
+    """`running_stack` on an event loop of its own thread, so sync tests (Playwright's sync
+    API runs a loop in the main thread) can use it whatever the fixture order."""
+    import threading
+
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        nonlocal stop, loop
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        try:
+            async with running_stack(postgres_url, broker_url, logs, **kwargs) as s:
+                box["stack"] = s
+                ready.set()
+                await stop.wait()
+        except BaseException as e:
+            box["error"] = e
+            ready.set()
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    ready.wait(180)
+    if "error" in box:
+        raise box["error"]
+    if "stack" not in box:
+        raise AssertionError("the stack did not start within 180 s")
+    try:
+        yield box["stack"]
+    finally:
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(120)

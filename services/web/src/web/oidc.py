@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import warnings
+
 import jwt
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
+
+with warnings.catch_warnings():  # Authlib warns about its own httpx integration at import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 from web.settings import WebSettings
 
