@@ -8,9 +8,9 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import subprocess
 import sys
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +35,7 @@ from notifications.testing import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA_KEY = base64.b64encode(b"web-tests-key-web-tests-key-web!").decode()
-SESSION_SECRET = "web-tests-session-secret-0123456789abcdef"  # noqa: S105
+SESSION_SECRET = "web-tests-session-secret-0123456789abcdef"
 
 
 @dataclass
@@ -64,7 +64,7 @@ async def service_process(module: str, env: dict[str, str], log_path: Path, *,
     full_env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "LOG_FORMAT": "json",
                 "HOST": "127.0.0.1", **env, "PORT": str(port)}
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603, ASYNC220
+        process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", module, "serve"], env=full_env, stdout=log,
             stderr=subprocess.STDOUT)
     proc = ServiceProcess(process, f"http://127.0.0.1:{port}", log_path)
@@ -111,15 +111,15 @@ async def running_stack(postgres_url: str, broker_url: str, logs: Path,
             # can put the web app's address in the links of its emails.
             notifications_port = free_port()
             env = {**base_env, "NOTIFICATIONS_URL": f"http://127.0.0.1:{notifications_port}"}
-            async with service_process("web.cli", env, logs / "web.log", ready=False) as web:
-                async with service_process("notifications.cli", {
-                    **common, "DATABASE_URL": notifications_db, "SMTP_HOST": "127.0.0.1",
-                    "SMTP_PORT": str(smtp.port), "SMTP_TLS": "none", "SMTP_STARTTLS": "false",
-                    "SWEEPER_INTERVAL": "0.2", "DIGEST_ENABLED": "false",
-                    "FRONTEND_BASE_URL": web.base_url},
-                        logs / "notifications.log", port=notifications_port) as notifications:
-                    await wait_ready(web.base_url)
-                    yield Stack(registry, casework, notifications, web, smtp, namespace, env)
+            web_process = service_process("web.cli", env, logs / "web.log", ready=False)
+            async with web_process as web, service_process("notifications.cli", {
+                **common, "DATABASE_URL": notifications_db, "SMTP_HOST": "127.0.0.1",
+                "SMTP_PORT": str(smtp.port), "SMTP_TLS": "none", "SMTP_STARTTLS": "false",
+                "SWEEPER_INTERVAL": "0.2", "DIGEST_ENABLED": "false",
+                "FRONTEND_BASE_URL": web.base_url},
+                    logs / "notifications.log", port=notifications_port) as notifications:
+                await wait_ready(web.base_url)
+                yield Stack(registry, casework, notifications, web, smtp, namespace, env)
     finally:
         smtp.down()
         for service in ("casework", "notifications"):

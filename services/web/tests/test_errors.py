@@ -4,7 +4,6 @@ page with the correlation id, a 401 signing the person out, a cross-site POST re
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import threading

@@ -29,7 +29,7 @@ CASE_WORKER = {"sub": "cw-oidc-1", "name": "Olga Oidc", "roles": ["case_worker"]
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (tmp_path_factory.mktemp("oidc") / "provider.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "oidc_provider_mock", "--port", str(port),
          "--user-claims", json.dumps(CASE_WORKER), "--token-max-age", "600"],
         stdout=log, stderr=subprocess.STDOUT)

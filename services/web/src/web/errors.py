@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asf_kit.logging import get_logger
@@ -21,7 +21,7 @@ API_NAMES = {"registry": "registret", "casework": "ärendehanteringen",
              "notifications": "utskicken"}
 
 
-def _redirect(request: Request, url: str) -> Response:  # noqa: D401
+def _redirect(request: Request, url: str) -> Response:
     """A redirect a browser follows, also from an htmx request (which replaces the page)."""
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
@@ -33,7 +33,7 @@ def sign_in_url(next_url: str) -> str:
 
 
 def error_page(request: Request, status: int, heading: str, text: str,
-               **extra: object) -> HTMLResponse:
+               **extra: object) -> Response:
     return render(request, "error.html", {"heading": heading, "text": text, **extra},
                   status=status, title=heading)
 

@@ -2,9 +2,7 @@
 
 The texts are written in Swedish in the templates and code (`_("...")`); the English
 catalog `locale/en/LC_MESSAGES/messages.po` translates them. It is compiled in memory at
-start, so there is no build step. Extract new texts with
-`uv run pybabel extract -F services/web/babel.cfg -o services/web/src/web/locale/messages.pot services/web/src/web`
-and merge them with `pybabel update -i ...messages.pot -d services/web/src/web/locale`.
+start, so there is no build step. How to add texts: services/web/README.md.
 """
 
 from __future__ import annotations
@@ -64,7 +62,7 @@ def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
 _ = gettext
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention
+def N_(message: str) -> str:
     """Marks a text for extraction; it is translated where it is shown."""
     return message
 

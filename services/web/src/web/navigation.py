@@ -53,8 +53,8 @@ def items_for(user: User | None, path: str) -> list[Shown]:
     for item in NAV:
         if item.roles and (user is None or not user.has(*item.roles)):
             continue
-        current = path == item.href or path.startswith(item.href + "/") and not any(
+        current = path == item.href or (path.startswith(item.href + "/") and not any(
             other.href != item.href and path.startswith(other.href) and
-            len(other.href) > len(item.href) for other in NAV)
+            len(other.href) > len(item.href) for other in NAV))
         shown.append(Shown(item.href, gettext(item.text), current))
     return shown

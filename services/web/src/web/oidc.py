@@ -4,14 +4,14 @@ which verify it through the provider's JWKS."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-import warnings
-
+import authlib.deprecate  # noqa: F401 - installs its warning filter before ours below
 import jwt
 
 with warnings.catch_warnings():  # Authlib warns about its own httpx integration at import
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 from web.settings import WebSettings

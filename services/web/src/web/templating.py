@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from asf_kit import context
 from web import i18n, labels, navigation
 from web.auth import csrf_token, user_of
+
 
 def choices(items: list[dict[str, Any]], key: str = "id", text: str = "name"
             ) -> list[tuple[str, str]]:
@@ -57,7 +58,7 @@ def render(
     block: str | None = None,
     personal: bool = False,
     title: str | None = None,
-) -> HTMLResponse:
+) -> Response:
     """A page (or, with `block`, one block of it for htmx). `personal=True` marks a page
     that shows personal data: no cache may keep it."""
     user = user_of(request)
@@ -78,7 +79,7 @@ def render(
     kwargs: dict[str, Any] = {"status_code": status}
     if block:
         kwargs["block_name"] = block
-    response: HTMLResponse = TEMPLATES.TemplateResponse(request, template, ctx, **kwargs)
+    response: Response = TEMPLATES.TemplateResponse(request, template, ctx, **kwargs)
     if personal or user is not None:
         # Every signed-in page may show what the person may see and others may not.
         response.headers["Cache-Control"] = "no-store"

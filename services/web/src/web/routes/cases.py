@@ -267,7 +267,7 @@ async def record_follow_up(participant_id: UUID, request: Request, user: CaseWor
                            apis: ApisDep) -> Response:
     form = await request.form()
     still = forms.text(form, "still_employed")
-    body: dict[str, Any] = {"still_employed": {"yes": True, "no": False}.get(still or "", None)}
+    body: dict[str, Any] = {"still_employed": {"yes": True, "no": False}.get(still or "")}
     if forms.text(form, "offset_days"):
         body["offset_days"] = forms.number(form, "offset_days")
     r = await apis.casework.call("POST", f"/participants/{participant_id}/follow-ups",

@@ -372,8 +372,8 @@ async def award_contract(company_id: UUID, request: Request,
                          user: Registrant,
                          apis: ApisDep) -> Response:
     form = await request.form()
-    body = {k: forms.text(form, k) for k in ("municipality_code", "title",
-                                              "procurement_reference", "start", "end")}
+    body: dict[str, Any] = {k: forms.text(form, k) for k in (
+        "municipality_code", "title", "procurement_reference", "start", "end")}
     body = {k: v for k, v in body.items() if v is not None or k in ("municipality_code",
                                                                      "title", "start")}
     body["value_sek"] = forms.number(form, "value_sek")
