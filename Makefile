@@ -4,7 +4,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest faults-full services bench clean
+.PHONY: run test install lint typecheck pytest faults-full services bench clean screenshots
 
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
@@ -33,6 +33,10 @@ faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
 test: install services lint typecheck pytest
+
+# The main pages of the web app as PNG files in docs/screenshots/ (needs Debian's chromium).
+screenshots: install services
+	$(UV) run python services/web/screenshots.py
 
 bench: install services
 	$(UV) run python bench/run.py

@@ -20,7 +20,9 @@ class Bar:
 
 
 def bar_chart(title: str, bars: list[Bar], *, chart_id: str) -> Markup:
-    width, label_w, row_h, gap = 560, 200, 28, 8
+    longest = max((len(b.label) for b in bars), default=10)
+    label_w = min(300, 24 + longest * 7)
+    width, row_h, gap = label_w + 380, 28, 8
     values = [b.value for b in bars if b.value is not None]
     top = max(values, default=0) or 1
     bar_room = width - label_w - 60
