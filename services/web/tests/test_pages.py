@@ -66,3 +66,15 @@ def test_every_page_renders_for_its_role(stack: Stack) -> None:
     r = auditor.get(f"/audit/participants/{pid}")
     assert r.status_code == 200, r.text[:3000]
     assert "Läste uppgifter" in r.text or "cw-web-1" in r.text
+
+
+def test_english_is_one_click_away(stack: Stack) -> None:
+    from .stack import post_form
+
+    cw = sign_in(stack.url, PEOPLE["case_worker"])
+    assert "<h1>Ärenden</h1>" in cw.get("/caseload").text
+    r = post_form(cw, "/caseload", "/language", {"locale": "en", "next": "/caseload"})
+    assert r.status_code == 303 and r.headers["location"] == "/caseload"
+    page = cw.get("/caseload").text
+    assert '<html lang="en">' in page and "<h1>Cases</h1>" in page
+    assert "Referred" in page and "På svenska" in page

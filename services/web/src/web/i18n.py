@@ -122,7 +122,7 @@ def format_number(value: Any, digits: int = 0) -> str:
 def format_percent(value: Any) -> str:
     if value is None:
         return ""
-    return numbers.format_percent(value, format="#,##0 %", locale=current_locale.get())
+    return numbers.format_percent(value, format="#,##0\u00a0%", locale=current_locale.get())
 
 
 def format_sek(value: Any) -> str:
