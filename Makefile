@@ -4,7 +4,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest faults-full services bench clean screenshots
+.PHONY: run test install lint typecheck pytest faults-full services bench clean screenshots chromium
 
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
@@ -32,7 +32,15 @@ pytest: install services
 faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
-test: install services lint typecheck pytest
+# The web app's browser tests drive Debian's chromium; installed here when missing (as root,
+# with apt), otherwise those tests are skipped with the reason.
+chromium:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium; } || \
+	  echo "chromium is not installed: the web app's browser tests will be skipped"
+
+test: install services chromium lint typecheck pytest
 
 # The main pages of the web app as PNG files in docs/screenshots/ (needs Debian's chromium).
 screenshots: install services

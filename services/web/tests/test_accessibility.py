@@ -73,10 +73,13 @@ def pages(stack: Stack) -> dict[str, list[str]]:
                     "/subscriptions", "/subscriptions/new", f"/subscriptions/{sub_id}",
                     "/templates", "/templates/company_verified", "/deliveries"],
         "auditor": ["/audit", f"/audit/participants/{pid}"],
+        "company_rep": ["/companies/new", f"/companies/{company_id}",
+                        f"/companies/{company_id}/edit", "/learning-examples/new"],
+        "company_id": [company_id],
     }
 
 
-ROLES = ("anonymous", "case_worker", "registry_officer", "analyst", "auditor")
+ROLES = ("anonymous", "case_worker", "registry_officer", "analyst", "auditor", "company_rep")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -86,7 +89,10 @@ def test_every_page_passes_axe_and_fits_320_px(stack: Stack, browser: Any,
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
-        if role != "anonymous":
+        if role == "company_rep":
+            sign_in_as(page, stack.url, {"sub": "rep-axe", "name": "Kim", "role": role,
+                                         "company_id": pages["company_id"][0]})
+        elif role != "anonymous":
             sign_in_as(page, stack.url, PEOPLE[role])
         problems = []
         for path in pages[role]:

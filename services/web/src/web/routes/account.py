@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.integrations.base_client.errors import OAuthError
 from fastapi import APIRouter, HTTPException, Request
@@ -36,7 +37,7 @@ async def sign_in(request: Request, settings: SettingsDep, next: str | None = No
         response: Response = await idp.authorize_redirect(request, redirect_uri)
         return response
     if not settings.production:
-        return RedirectResponse(f"/dev-login?next={target}", status_code=303)
+        return RedirectResponse("/dev-login?" + urlencode({"next": target}), status_code=303)
     return error_page(request, 503, _("Inloggningen är inte inställd"), _(
         "Appen saknar inställningar för inloggning (OIDC). Kontakta förvaltningen."))
 

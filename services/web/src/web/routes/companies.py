@@ -134,7 +134,8 @@ async def company_context(apis: Apis, user: User, company_id: UUID) -> dict[str,
     company = await apis.registry.get(f"/companies/{company_id}", user.token)
     contracts = (await apis.registry.get("/contracts", user.token,
                                          company_id=str(company_id), limit=100))["items"]
-    own = user.has("company_rep") and user.company_id == str(company_id)
+    own = user.has("company_rep") and (user.company_id == str(company_id)
+                                        or company.get("registered_by") == user.sub)
     placements = None
     if own:
         r = await apis.casework.call("GET", f"/companies/{company_id}/placements", user.token,
@@ -242,6 +243,10 @@ async def create_company(request: Request, user: Registrant,
         return await _company_form(request, user, apis, {
             **errors.context(), "values": forms.values(form)}, status=r.status_code)
     company = r.json()
+    if user.has("company_rep") and not user.company_id:
+        # Their company from now on (the registry lets its registrant update it); an id,
+        # no personal data.
+        request.session["registered_company_id"] = company["id"]
     flash(request, _("Företaget är registrerat och väntar på granskning av en "
                      "registerhandläggare."))
     return see_other(request, f"/companies/{company['id']}")
@@ -249,8 +254,9 @@ async def create_company(request: Request, user: Registrant,
 
 @router.get("/my-company")
 async def my_company(request: Request, user: CompanyRep) -> Response:
-    if user.company_id:
-        return RedirectResponse(f"/companies/{user.company_id}", 303)
+    company_id = user.company_id or request.session.get("registered_company_id")
+    if company_id:
+        return RedirectResponse(f"/companies/{company_id}", 303)
     return render(request, "my_company.html", title=_("Mitt företag"))
 
 
