@@ -81,3 +81,22 @@ def test_the_caseload_updates_itself_from_the_stream(stack: Stack, page: Any) ->
     # No reload: the new case shows up because the stream said something changed.
     page.locator(f"#case-{pid}").wait_for(timeout=20_000)
     assert page.evaluate("() => window.stillTheSamePage === true")
+
+
+def test_filtering_the_caseload_updates_the_list_in_place(stack: Stack, page: Any) -> None:
+    cw = sign_in(stack.url, PEOPLE["case_worker"])
+    r = post_form(cw, "/participants/new", "/participants/new", {
+        "given_name": "Filter", "family_name": "Fransson",
+        "personal_identity_number": identity_number(), "referral_source": "self"})
+    pid = r.headers["location"].rsplit("/", 1)[1]
+    post_form(cw, f"/participants/{pid}", f"/participants/{pid}/transitions",
+              {"to": "assessment"})
+    sign_in_as(page, stack.url, PEOPLE["case_worker"], next_url="/caseload")
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.evaluate("() => { window.stillTheSamePage = true; }")
+    page.get_by_label("Steg").select_option("assessment")
+    page.get_by_role("button", name="Visa ärenden").click()
+    page.wait_for_url(re.compile(r"stage=assessment"))
+    page.get_by_text("Ärenden i steget Kartläggning").wait_for()
+    assert page.locator(f"#case-{pid}").is_visible()
+    assert page.evaluate("() => window.stillTheSamePage === true")  # swapped, not reloaded
