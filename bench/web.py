@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit.db import migrate
-from asf_kit.testing import delete_queues, service_process, token
+from asf_testing import delete_queues, service_process, token
 from bench.casework_http import CASEWORK_MIGRATIONS, HOME, casework_env, fill_participants
 from bench.common import AMQP, Result, now, scratch_database
 

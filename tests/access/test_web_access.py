@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asf_kit.testing import ANONYMOUS, JWT_TEST_SECRET, VARIANTS, api_routes, free_port
+from asf_testing import ANONYMOUS, JWT_TEST_SECRET, VARIANTS, api_routes, free_port
 from web.app import create_app
 from web.settings import WebSettings
 

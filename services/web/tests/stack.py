@@ -12,26 +12,26 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
     JWT_TEST_SECRET,
     ServiceProcess,
+    SmtpServer,
     delete_queues,
     free_port,
     fresh_database,
+    identity_number,
+    org_number,
     unique_namespace,
     wait_ready,
 )
-from notifications.testing import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA_KEY = base64.b64encode(b"web-tests-key-web-tests-key-web!").decode()
@@ -61,8 +61,8 @@ async def service_process(module: str, env: dict[str, str], log_path: Path, *,
     the kit's helper, with the port chosen by the caller when another process must know
     it first."""
     port = port or free_port()
-    full_env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "LOG_FORMAT": "json",
-                "HOST": "127.0.0.1", **env, "PORT": str(port)}
+    full_env = {**os.environ, "APP_ENV": "development", "JWT_SECRET": JWT_TEST_SECRET,
+                "LOG_FORMAT": "json", "HOST": "127.0.0.1", **env, "PORT": str(port)}
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", module, "serve"], env=full_env, stdout=log,
@@ -168,21 +168,6 @@ def post_form(client: httpx.Client, page: str, action: str, data: dict[str, Any]
     return client.post(action, data={**data, "csrf_token": csrf_of(html)}, files=files)
 
 
-def identity_number(seed: int | None = None) -> str:
-    n = seed if seed is not None else uuid.uuid4().int % 10_000_000
-    yy = 60 + n % 40
-    mm = 1 + (n // 40) % 12
-    dd = 1 + (n // 480) % 28
-    serial = f"{(n // 13_440) % 1000:03d}"
-    head = f"{yy:02d}{mm:02d}{dd:02d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
-
-
-def org_number() -> str:
-    nine = f"769{uuid.uuid4().int % 900_000 + 100_000:06d}"
-    return f"{nine[:6]}-{nine[6:]}{luhn.calc_check_digit(nine)}"
-
-
 def company_form(name: str, municipality: str = "0180", places: int = 5) -> dict[str, Any]:
     return {
         "org_number": org_number(), "name": name, "legal_form": "ekonomisk_forening",
@@ -220,12 +205,7 @@ def eventually(check: Any, what: str, within: float = 30.0) -> Any:
         time.sleep(0.2)
 
 
-@contextlib.contextmanager
-def nothing() -> Iterator[None]:
-    yield
-
-
-__all__ = ["JWT_TEST_SECRET"]
+__all__ = ["JWT_TEST_SECRET", "identity_number", "org_number"]
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from asf_kit.testing import free_port
+from asf_testing import JWT_TEST_SECRET, free_port
 
 from .stack import PEOPLE, SESSION_SECRET, Stack, csrf_of, identity_number, post_form, sign_in
 
@@ -107,11 +107,15 @@ def test_the_session_cookie_is_sealed_and_http_only(stack: Stack) -> None:
 
 
 async def test_dev_login_is_404_in_production(stack: Stack) -> None:
+    import secrets
+
     from web.app import create_app
     from web.settings import WebSettings
 
-    app = create_app(WebSettings(app_env="production", session_secret=SESSION_SECRET,
-                                 jwt_secret="x" * 40))
+    app = create_app(WebSettings(
+        app_env="production", session_secret=secrets.token_urlsafe(32),
+        oidc_issuer="https://idp.example", oidc_client_id="asf-web",
+        oidc_client_secret=secrets.token_urlsafe(32), jwt_secret=secrets.token_urlsafe(32)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="https://web") as c:  # Secure cookies: HTTPS
         assert (await c.get("/dev-login")).status_code == 404
@@ -155,7 +159,7 @@ def _web(stack: Stack, **overrides: str) -> httpx.AsyncClient:
 
     settings = WebSettings(**{
         "app_env": "development", "session_secret": SESSION_SECRET,
-        "jwt_secret": __import__("asf_kit.testing").testing.JWT_TEST_SECRET,
+        "jwt_secret": JWT_TEST_SECRET,
         "registry_url": stack.registry.base_url, "casework_url": stack.casework.base_url,
         "notifications_url": stack.notifications.base_url, "api_timeout": 1.0,
         **overrides})

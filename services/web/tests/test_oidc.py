@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from asf_kit.testing import free_port
+from asf_testing import free_port
 
 from .stack import Stack, stack_in_thread
 

@@ -36,6 +36,7 @@ log = get_logger(__name__)
 def create_app(settings: WebSettings | None = None,
                transports: dict[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     settings = settings or WebSettings()
+    settings.require_safe_for_production()
     telemetry.setup(SERVICE, VERSION)
     transports = transports or {}
     apis = Apis(
@@ -81,9 +82,7 @@ def create_app(settings: WebSettings | None = None,
 
     secret = settings.session_secret.get_secret_value().encode() if settings.session_secret \
         else None
-    if secret is None:
-        if settings.production:
-            raise ValueError("SESSION_SECRET is required in production")
+    if secret is None:  # development only: production refused above
         log.warning("SESSION_SECRET is not set; sessions end when the app restarts")
         secret = secrets.token_bytes(32)
     app.add_middleware(LocaleMiddleware)

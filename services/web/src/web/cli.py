@@ -19,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(SERVICE, VERSION, settings.log_level, settings.log_format)
     if args.command == "serve":
+        from asf_kit.settings import UnsafeForProduction
+
+        try:
+            settings.require_safe_for_production()
+        except UnsafeForProduction as e:
+            print(e, file=sys.stderr)
+            return 2
         import uvicorn
 
         uvicorn.run("web.app:create_app", factory=True, host=settings.host, port=settings.port,
