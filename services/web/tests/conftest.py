@@ -18,8 +18,11 @@ def stack(postgres_url: str, broker_url: str,
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an
+    event loop running in the main thread while it is open, and every async test after it
+    (in this suite or the next) could not run its own."""
     skip_without_chromium()
     with launched() as b:
         yield b

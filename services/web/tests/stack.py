@@ -246,3 +246,25 @@ def stack_in_thread(postgres_url: str, broker_url: str, logs: Path,
         if loop is not None and stop is not None:
             loop.call_soon_threadsafe(stop.set)
         thread.join(120)
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to the end on a loop of its own thread: Playwright's sync API keeps
+    a loop running in the main thread once the browser started, so the async parts of
+    these tests cannot use pytest-asyncio's."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as e:
+            box["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")

@@ -14,7 +14,16 @@ import pytest
 
 from asf_testing import JWT_TEST_SECRET, free_port
 
-from .stack import PEOPLE, SESSION_SECRET, Stack, csrf_of, identity_number, post_form, sign_in
+from .stack import (
+    PEOPLE,
+    SESSION_SECRET,
+    Stack,
+    csrf_of,
+    identity_number,
+    post_form,
+    run_async,
+    sign_in,
+)
 
 
 def _new_case(client: httpx.Client, number: str | None = None) -> str:
@@ -106,7 +115,11 @@ def test_the_session_cookie_is_sealed_and_http_only(stack: Stack) -> None:
     assert "eyJ" not in value and "cw-web-1" not in value  # no readable token or claims
 
 
-async def test_dev_login_is_404_in_production(stack: Stack) -> None:
+def test_dev_login_is_404_in_production(stack: Stack) -> None:
+    run_async(_test_dev_login_is_404_in_production(stack))
+
+
+async def _test_dev_login_is_404_in_production(stack: Stack) -> None:
     import secrets
 
     from web.app import create_app
@@ -175,7 +188,12 @@ async def _signed_in(c: httpx.AsyncClient, person: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("how", ["down", "slow"])
-async def test_an_api_down_or_slow_gives_a_page_with_the_correlation_id(
+def test_an_api_down_or_slow_gives_a_page_with_the_correlation_id(
+        stack: Stack, how: str) -> None:
+    run_async(_test_an_api_down_or_slow_gives_a_page_with_the_correlation_id(stack, how))
+
+
+async def _test_an_api_down_or_slow_gives_a_page_with_the_correlation_id(
         stack: Stack, how: str) -> None:
     with silent_server() as silent:
         url = f"http://127.0.0.1:{free_port() if how == 'down' else silent}"
@@ -189,7 +207,11 @@ async def test_an_api_down_or_slow_gives_a_page_with_the_correlation_id(
     assert "Traceback" not in r.text
 
 
-async def test_a_401_from_an_api_signs_the_person_out(stack: Stack) -> None:
+def test_a_401_from_an_api_signs_the_person_out(stack: Stack) -> None:
+    run_async(_test_a_401_from_an_api_signs_the_person_out(stack))
+
+
+async def _test_a_401_from_an_api_signs_the_person_out(stack: Stack) -> None:
     # Tokens signed with another secret than the APIs know: every call is a 401.
     async with _web(stack, jwt_secret="another-secret-another-secret-0123456789") as c:
         await _signed_in(c, PEOPLE["case_worker"])
@@ -202,7 +224,11 @@ async def test_a_401_from_an_api_signs_the_person_out(stack: Stack) -> None:
         assert "Logga ut" not in page.text
 
 
-async def test_the_caseload_works_with_the_stream_down(stack: Stack) -> None:
+def test_the_caseload_works_with_the_stream_down(stack: Stack) -> None:
+    run_async(_test_the_caseload_works_with_the_stream_down(stack))
+
+
+async def _test_the_caseload_works_with_the_stream_down(stack: Stack) -> None:
     with silent_server():
         async with _web(stack) as c:
             await _signed_in(c, PEOPLE["case_worker"])
