@@ -67,7 +67,7 @@ def create_app(settings: WebSettings | None = None,
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = {api.name: await api.ready() for api in apis.all()}
+        checks = {api.name: await api.reachable() for api in apis.all()}
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)

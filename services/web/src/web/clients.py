@@ -120,9 +120,11 @@ class Api:
         finally:
             await response.aclose()
 
-    async def ready(self) -> bool:
+    async def reachable(self) -> bool:
+        """The API answers (its `/healthz`): the web app's readiness. An API that is up but
+        not ready itself (its broker down) still serves most pages."""
         try:
-            r = await self.client.get("/readyz", timeout=2.0)
+            r = await self.client.get("/healthz", timeout=2.0)
         except httpx.HTTPError:
             return False
         return r.status_code == 200

@@ -6,26 +6,20 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asf_kit.logging import get_logger
 from web.auth import CsrfRefused, Forbidden, SignInRequired, end_session, here
 from web.clients import ApiRefused, ApiUnavailable, TokenRefused
+from web.deps import see_other
 from web.i18n import gettext as _
-from web.templating import is_htmx, render
+from web.templating import render
 
 log = get_logger(__name__)
 
 API_NAMES = {"registry": "registret", "casework": "ärendehanteringen",
              "notifications": "utskicken"}
-
-
-def _redirect(request: Request, url: str) -> Response:
-    """A redirect a browser follows, also from an htmx request (which replaces the page)."""
-    if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Redirect": url})
-    return RedirectResponse(url, status_code=303)
 
 
 def sign_in_url(next_url: str) -> str:
@@ -41,14 +35,14 @@ def error_page(request: Request, status: int, heading: str, text: str,
 def install(app: FastAPI) -> None:
     async def on_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
-        return _redirect(request, sign_in_url(exc.next_url))
+        return see_other(request, sign_in_url(exc.next_url))
 
     async def on_token_refused(request: Request, exc: Exception) -> Response:
         # The API no longer accepts the token: sign out cleanly and come back here after.
         end_session(request.session)
         request.session["flash"] = [{"kind": "info", "text": _(
             "Din inloggning har gått ut. Logga in igen för att fortsätta.")}]
-        return _redirect(request, sign_in_url(here(request) if request.method == "GET"
+        return see_other(request, sign_in_url(here(request) if request.method == "GET"
                                               else "/"))
 
     async def on_forbidden(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,7 @@ from asf_kit.auth import mint_token
 from asf_kit.logging import get_logger
 from asf_kit.problems import Problem
 from web import forms, oidc
-from web.auth import end_session, safe_next, start_session, user_of
+from web.auth import end_session, safe_next, start_session
 from web.clients import ApiRefused, ApiUnavailable, TokenRefused
 from web.deps import ApisDep, SettingsDep, see_other
 from web.errors import error_page
@@ -175,7 +175,3 @@ async def dev_login(request: Request, settings: SettingsDep) -> Response:
     flash(request, _("Du är inloggad som %(name)s.", name=claims["name"] or sub))
     return see_other(request, safe_next(forms.text(form, "next")))
 
-
-def signed_in_name(request: Request) -> str | None:
-    user = user_of(request)
-    return user.display_name if user else None
