@@ -2,10 +2,11 @@
 and a real SMTP server in this process.
 
 A company is registered and verified; two participants are referred and placed there;
-one is employed and her first follow-up falls due; a learning example is submitted; the
-company is deregistered. Every expected email arrives exactly once, every event is applied
-once by each service that consumes it, one trace runs from an HTTP request to the email,
-and no participant's personal data shows up in any event, log line or email.
+one is employed and her first follow-up falls due; the other's case goes to a colleague; a
+learning example is submitted; the company is deregistered. Every expected email arrives
+exactly once, every event is applied once by each service that consumes it, one trace runs
+from an HTTP request to the email, and no participant's personal data shows up in any
+event, log line or email.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from asf_testing import (
 )
 from casework.app import create_app as casework_app
 from casework.settings import CaseworkSettings
-from notifications import service as notifications_service
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
 from registry.app import create_app as registry_app
@@ -59,6 +59,8 @@ OFFICER = auth("registry_officer", sub="officer-e2e")
 REP = auth("company_rep", sub="rep-e2e")
 CASE_WORKER_SUB = "cw-e2e"
 CASE_WORKER = auth("case_worker", sub=CASE_WORKER_SUB, municipality_code="0180")
+COLLEAGUE_SUB = "cw-e2e-colleague"
+COLLEAGUE = auth("case_worker", sub=COLLEAGUE_SUB, municipality_code="0180")
 ANALYST = auth("analyst", sub="analyst-e2e")
 
 PEOPLE = [
@@ -126,7 +128,7 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                     follow_up_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                    smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
+                    smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
                     sweeper_interval=0.2, digest_enabled=False, **common)),
             }
             try:
@@ -164,6 +166,8 @@ async def test_the_whole_journey(stack: Stack) -> None:
         ("registry_officer", "Registrator", "registrator@registry.example", {}),
         ("case_worker", "Handläggare", "handlaggare@stockholm.example",
          {"subject": CASE_WORKER_SUB, "municipality_code": "0180"}),
+        ("case_worker", "Kollega", "kollega@stockholm.example",
+         {"subject": COLLEAGUE_SUB, "municipality_code": "0180"}),
     ):
         r = await s.notifications.post("/contacts", json={
             "name": name, "email": email, "role": role, **extra}, headers=ANALYST)
@@ -222,6 +226,26 @@ async def test_the_whole_journey(stack: Stack) -> None:
         start + timedelta(days=90))
     assert announced == 1
 
+    # 3b. Bertil's case goes to a colleague, who has signed in to casework before.
+    bertil = participants[1]
+    assert (await s.casework.get("/participants", headers=COLLEAGUE)).status_code == 200
+    r = await s.casework.get(f"/participants/{bertil}", headers=CASE_WORKER)
+    r = await s.casework.patch(f"/participants/{bertil}", json={"assigned_to": COLLEAGUE_SUB},
+                               headers={**CASE_WORKER, "If-Match": r.headers["ETag"]})
+    assert r.status_code == 200 and r.json()["assigned_to"] == COLLEAGUE_SUB, r.text
+
+    async def reassigned() -> list[dict[str, Any]]:
+        return [e for e in s.tap.of_type("casework.participant.reassigned")
+                if e["aggregate_id"] == bertil]
+
+    [event] = await eventually(reassigned, "the reassignment to be published")
+    assert event["payload"] == {"participant_id": bertil, "municipality_code": "0180",
+                                "from_assigned_to": CASE_WORKER_SUB,
+                                "assigned_to": COLLEAGUE_SUB}
+    r = await s.casework.get(f"/participants/{bertil}/timeline", headers=COLLEAGUE)
+    assert [i["details"] for i in r.json()["items"] if i["kind"] == "reassigned"] == [
+        {"from_assigned_to": CASE_WORKER_SUB, "assigned_to": COLLEAGUE_SUB}]
+
     # 4. A learning example is submitted over the registry's HTTP API.
     r = await s.registry.post("/learning-examples", headers=CASE_WORKER, json={
         "municipality_code": "0180", "company_ids": [company_id],
@@ -247,15 +271,22 @@ async def test_the_whole_journey(stack: Stack) -> None:
             "SELECT count(*) FROM inbox WHERE event_type = 'casework.participant.employed'"))
 
     await eventually(employed_collected, "the employment to reach notifications")
-    await notifications_service.run_digest(
-        s.pool("notifications"), datetime.now(ZoneInfo("Europe/Stockholm")).date(),
-        "Europe/Stockholm", "http://localhost:5173")
+    await s.apps["notifications"].state.notifications.run_digest(
+        datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
+    # The reassignment reaches the new case worker by email where notifications routes it
+    # (SPEC 3.3); the journey counts that email exactly when a subscription says so.
+    r = await s.notifications.get("/subscriptions", headers=ANALYST,
+                                  params={"event_type": "casework.participant.reassigned"})
+    assert r.status_code == 200, r.text
+    reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
         "kim@grona.example": 5,              # receipt, verified, 2 placements, deregistered
         "info@skr.example": 2,               # learning example, digest
-        "handlaggare@stockholm.example": 2,  # follow-up due, placements flagged
+        "handlaggare@stockholm.example": 1,  # Astrid's follow-up due
+        # Bertil's placement flagged (his case is hers now), and the reassignment
+        "kollega@stockholm.example": 1 + reassignment_mailed,
     }
 
     async def all_mail() -> bool:
