@@ -53,20 +53,23 @@ def test_analyst_edits_and_activates_a_template(stack: Stack, page: Any) -> None
     sign_in_as(page, stack.url, PEOPLE["analyst"])
     page.get_by_role("link", name="Mallar").click()
     page.get_by_role("link", name="company_verified", exact=True).click()
-    subject = page.get_by_label("Ämnesrad")
+    assert page.get_by_role("heading", name="Förhandsgranskning med exempeldata").is_visible()
+    subject = page.get_by_label("Ämnesrad på svenska")
     subject.fill("{{ company_name ")  # does not render
     page.get_by_role("button", name="Spara som ny version").click()
     summary = page.locator(".error-summary")
     summary.wait_for()
-    assert summary.is_visible()
-    subject = page.get_by_label("Ämnesrad")
-    subject.fill("Välkommen i registret, {{ company_name }}!")
+    assert "Svenska: Ämnesrad" in summary.inner_text()
+    assert page.locator("#f-sv-subject-error").is_visible()  # the message beside the field
+    page.get_by_label("Ämnesrad på svenska").fill("Välkommen i registret, {{ company_name }}!")
+    page.get_by_label("Vad har ändrats?").fill("En varmare ämnesrad")
     page.get_by_role("button", name="Spara som ny version").click()
     page.get_by_text("är sparad. Aktivera den när du är nöjd.").wait_for()
-    activate = page.get_by_role("button", name="Aktivera version").first
-    label = activate.inner_text()
-    activate.click()
-    page.get_by_text("används nu för nya utskick").wait_for()
-    version = label.rsplit(" ", 1)[1]
-    row = page.locator("#versions tr", has=page.get_by_role("cell", name=version, exact=True))
+    row = page.locator("#versions tr", has=page.get_by_text("En varmare ämnesrad"))
+    version = row.locator("td").first.inner_text()
+    row.get_by_role("button", name=f"Aktivera version {version}").click()
+    page.get_by_text(f"Version {version} används nu för nya utskick.").wait_for()
+    row = page.locator("#versions tr", has=page.get_by_text("En varmare ämnesrad"))
     assert "Ja, används nu" in row.inner_text()
+    # The preview now renders the new subject with the sample data.
+    assert page.get_by_text("Välkommen i registret,").first.is_visible()

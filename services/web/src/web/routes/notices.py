@@ -230,38 +230,52 @@ async def templates(request: Request, user: Analyst, apis: ApisDep) -> Response:
                   title=_("Mallar"))
 
 
-async def template_context(apis: Any, user: Any, name: str, locale: str) -> dict[str, Any]:
-    items = (await apis.notifications.get("/templates", user.token))["items"]
-    current = next((t for t in items if t["name"] == name and t["locale"] == locale), None)
-    if current is None:
-        current = next((t for t in items if t["name"] == name), None)
-    if current is None:
+TEMPLATE_FIELDS = tuple(f"{locale}.{part}" for locale in ("sv", "en")
+                        for part in ("subject", "text", "html"))
+
+
+def _template_labels() -> dict[str, str]:
+    out = {}
+    for key in TEMPLATE_FIELDS:
+        locale, part = key.split(".")
+        words = {"subject": _("Ämnesrad"), "text": _("Text"), "html": _("HTML")}[part]
+        out[key] = f"{_('Svenska') if locale == 'sv' else _('Engelska')}: {words}"
+    out["note"] = _("Vad har ändrats?")
+    return out
+
+
+async def template_context(apis: Any, user: Any, name: str) -> dict[str, Any]:
+    """The template's versions (newest first) and the one in use."""
+    page = await apis.notifications.get(f"/templates/{name}/versions", user.token, limit=100)
+    versions: list[dict[str, Any]] = page["items"]
+    if not versions:
         from web.clients import ApiRefused
 
         raise ApiRefused(404, {"detail": "template not found"})
-    versions: list[dict[str, Any]] | None = None
-    r = await apis.notifications.call("GET", f"/templates/{name}/versions", user.token,
-                                      params={"locale": current["locale"]},
-                                      accept=(404, 405))
-    if r.status_code == 200:
-        body = r.json()
-        versions = [v for v in (body.get("items", body) if isinstance(body, dict) else body)
-                    if v.get("locale", current["locale"]) == current["locale"]]
-    locales = sorted({t["locale"] for t in items if t["name"] == name})
-    return {"t": current, "versions": versions, "locales": locales, "name": name}
+    active = next((v for v in versions if v["active"]), versions[0])
+    return {"name": name, "versions": versions, "active": active}
+
+
+def _version_values(version: dict[str, Any]) -> dict[str, str]:
+    values = {}
+    for locale in ("sv", "en"):
+        text = version.get(locale) or {}
+        for part in ("subject", "text", "html"):
+            values[f"{locale}.{part}"] = text.get(part, "")
+    return values
 
 
 @router.get("/templates/{name}")
-async def template_page(name: str, request: Request, user: Analyst, apis: ApisDep,
-                        locale: str = "sv") -> Response:
-    ctx = await template_context(apis, user, name, locale)
-    t = ctx["t"]
-    r = await apis.notifications.call("POST", f"/templates/{name}/preview", user.token,
-                                      json={"locale": t["locale"]}, accept=(422,))
-    preview = r.json() if r.status_code == 200 else None
+async def template_page(name: str, request: Request, user: Analyst, apis: ApisDep) -> Response:
+    ctx = await template_context(apis, user, name)
+    previews = {}
+    for locale in ("sv", "en"):
+        r = await apis.notifications.call("POST", f"/templates/{name}/preview", user.token,
+                                          json={"locale": locale}, accept=(404, 422))
+        if r.status_code == 200:
+            previews[locale] = r.json()
     return render(request, "template.html", {
-        **ctx, "preview": preview,
-        "values": {"subject": t["subject"], "text": t["text"], "html": t["html"]}},
+        **ctx, "previews": previews, "values": _version_values(ctx["active"])},
         title=_("Mall: %(name)s", name=name))
 
 
@@ -269,41 +283,35 @@ async def template_page(name: str, request: Request, user: Analyst, apis: ApisDe
 async def new_template_version(name: str, request: Request, user: Analyst,
                                apis: ApisDep) -> Response:
     form = await request.form()
-    locale = forms.text(form, "locale") or "sv"
-    body = {"locale": locale, "subject": forms.text(form, "subject") or "",
-            "text": forms.text(form, "text") or "", "html": forms.text(form, "html") or ""}
+    body: dict[str, Any] = {locale: {part: forms.text(form, f"{locale}.{part}") or ""
+                                     for part in ("subject", "text", "html")}
+                            for locale in ("sv", "en")}
+    body["note"] = forms.text(form, "note")
     r = await apis.notifications.call("POST", f"/templates/{name}/versions", user.token,
-                                      json=body, accept=(404, 405, 409, 422))
-    if r.status_code in (404, 405):
-        flash(request, _("Utskickstjänsten kan inte spara nya mallversioner än."), "error")
-        return see_other(request, f"/templates/{name}?locale={locale}")
+                                      json=body, accept=(409, 422))
     if r.status_code in (409, 422):
-        ctx = await template_context(apis, user, name, locale)
-        errors = forms.from_problem(r.json(), {"subject": _("Ämnesrad"), "text": _("Text"),
-                                               "html": _("HTML")},
-                                    aliases={"body": "text", "template": "text"})
+        ctx = await template_context(apis, user, name)
+        errors = forms.from_problem(r.json(), _template_labels())
         return render(request, "template.html", {
-            **ctx, **errors.context(), "values": forms.values(form), "preview": None},
+            **ctx, **errors.context(), "values": forms.values(form), "previews": {}},
             status=r.status_code, title=_("Mall: %(name)s", name=name))
     created = r.json()
     flash(request, _("Version %(v)s är sparad. Aktivera den när du är nöjd.",
                      v=created.get("version")))
-    return see_other(request, f"/templates/{name}?locale={locale}#versions")
+    return see_other(request, f"/templates/{name}#versions")
 
 
 @router.post("/templates/{name}/versions/{version}/activation")
 async def activate_template_version(name: str, version: int, request: Request,
                                     user: Analyst, apis: ApisDep) -> Response:
-    form = await request.form()
-    locale = forms.text(form, "locale") or "sv"
     r = await apis.notifications.call(
         "POST", f"/templates/{name}/versions/{version}/activation", user.token,
-        json={"locale": locale}, accept=(404, 405, 409, 422))
+        accept=(404, 409, 422))
     if r.status_code >= 400:
         flash(request, str(r.json().get("detail") or _("Det gick inte.")), "error")
     else:
         flash(request, _("Version %(v)s används nu för nya utskick.", v=version))
-    return see_other(request, f"/templates/{name}?locale={locale}#versions")
+    return see_other(request, f"/templates/{name}#versions")
 
 
 # --- deliveries -----------------------------------------------------------------------
