@@ -25,13 +25,20 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, this file's folder comes first on the path, and this file's name would
+# hide the `web` package: the repository root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.db import migrate
-from asf_testing import delete_queues, service_process, token
-from bench.casework_http import CASEWORK_MIGRATIONS, HOME, casework_env, fill_participants
-from bench.common import AMQP, Result, now, scratch_database
+from asf_contracts.topology import ServiceQueues  # noqa: E402
+from asf_kit.db import migrate  # noqa: E402
+from asf_testing import delete_queues, service_process, token  # noqa: E402
+from bench.casework_http import (  # noqa: E402
+    CASEWORK_MIGRATIONS,
+    HOME,
+    casework_env,
+    fill_participants,
+)
+from bench.common import AMQP, Result, now, scratch_database  # noqa: E402
 
 OUT = Path(__file__).parent / "results-web.json"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -74,6 +81,38 @@ async def signed_in(base: str, n: int) -> list[httpx.AsyncClient]:
         assert r.status_code == 303, r.text[:300]
         clients.append(c)
     return clients
+
+
+async def web_alone(recorded: dict[str, bytes], seconds: float) -> Result:
+    """Pages per second of the web app alone, in this process, one page after the other:
+    the APIs answer from memory, so only the web app's work is measured."""
+    from web.app import create_app
+    from web.settings import WebSettings
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = recorded.get(request.url.path, b'{"items": []}')
+        return httpx.Response(200, content=body, headers={"content-type": "application/json"})
+
+    mock = httpx.MockTransport(answer)
+    app = create_app(WebSettings(app_env="development", jwt_secret="bench-" * 8,
+                                 session_secret="bench-session-" * 3, log_level="WARNING",
+                                 stream_enabled=False),
+                     transports={"casework": mock, "registry": mock, "notifications": mock})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://web") as c:
+        page = await c.get("/dev-login")
+        m = _CSRF.search(page.text)
+        assert m
+        await c.post("/dev-login", data={"sub": "cw-1", "role": "case_worker",
+                                         "municipality_code": HOME, "next": "/",
+                                         "csrf_token": m.group(1)})
+
+        async def one(client: httpx.AsyncClient) -> bool:
+            r = await client.get("/caseload")
+            return r.status_code == 200
+
+        return await closed_loop("GET /caseload, the web app alone (APIs from memory)",
+                                 [c], seconds, one)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +165,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     web_r = await closed_loop(f"GET /caseload (web), round {round_ + 1}",
                                               users, args.seconds, page)
                     rows += [raw, web_r]
+                # The web app's own cost: the same page rendered in this process with
+                # casework's real answers (recorded once) served from memory.
+                recorded = {
+                    "/participants": (await api_users[0].get(
+                        "/participants", params={"limit": 50})).content,
+                    "/stats/outcomes": (await api_users[0].get(
+                        "/stats/outcomes", params={"municipality_code": HOME})).content,
+                }
+                alone = await web_alone(recorded, args.seconds)
+                rows.append(alone)
                 for c in users + api_users:
                     await c.aclose()
             results["rows"] = [{**r.row(), "failures": getattr(r, "failures", 0)} for r in rows]

@@ -128,9 +128,10 @@ async def _demo_rep(apis: ApisDep, settings: SettingsDep) -> dict[str, str] | No
         page = await apis.registry.get("/companies", token, q=DEMO_COMPANY, limit=1)
     except (ApiUnavailable, ApiRefused, TokenRefused):
         return None
-    if not page["items"]:
+    items = page.get("items") if isinstance(page, dict) else None
+    if not items:
         return None
-    company = page["items"][0]
+    company = items[0]
     return {"sub": "demo-company-rep", "name": "Kim Företagare", "role": "company_rep",
             "company_id": company["id"], "about": f"Företagsrepresentant för {company['name']}"}
 
