@@ -4,7 +4,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest faults-full services bench clean
+.PHONY: run test install lint typecheck pytest faults-full services bench clean images
 
 $(UV):
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
@@ -33,6 +33,11 @@ faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
 test: install services lint typecheck pytest
+
+# Every service's image, with podman or docker (a base image is made locally where none can be
+# pulled): deploy/containers.py.
+images:
+	python3 deploy/containers.py images
 
 bench: install services
 	$(UV) run python bench/run.py
