@@ -6,17 +6,20 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
 .PHONY: run test install lint typecheck pytest faults-full services bench clean images
 
+# uv itself: pip install --user, or the wheel from PyPI where there is no pip (deploy/get_uv.py).
 $(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+	@python3 deploy/get_uv.py >/dev/null
 
 install: $(UV)
 	$(UV) sync --frozen
 
-run: install
-	$(UV) run python deploy/run_local.py
-
+# PostgreSQL and RabbitMQ: found, started, run as containers, or installed with apt, in that
+# order of preference (deploy/ensure_services.py); reused on the next run.
 services:
-	@bash deploy/ensure_services.sh
+	@python3 deploy/ensure_services.py
+
+run: services install
+	$(UV) run python deploy/run_local.py
 
 lint: install
 	$(UV) run ruff check .
@@ -32,7 +35,7 @@ pytest: install services
 faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
-test: install services lint typecheck pytest
+test: services install lint typecheck pytest
 
 # Every service's image, with podman or docker (a base image is made locally where none can be
 # pulled): deploy/containers.py.
