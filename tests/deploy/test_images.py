@@ -5,10 +5,35 @@ mode. The built part is skipped, with the reason, where neither podman nor docke
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import email
+import email.policy
+import json
+import os
 import re
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import httpx
+import jwt
 import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from jwt.algorithms import RSAAlgorithm
+
+from asf_contracts.topology import ServiceQueues
+from asf_kit.testing import auth, delete_queues, free_port, wait_ready, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_SERVICES = {"registry": 8001, "casework": 8002, "notifications": 8003}
@@ -53,3 +78,223 @@ def test_nothing_of_this_machine_is_committed() -> None:
         text = dockerfile.read_text().lower()
         for word in ("proxy=", "http_proxy", "https_proxy", "begin certificate", "egress"):
             assert word not in text, (dockerfile, word)
+
+
+# --- the images, built and started ------------------------------------------------------------
+
+ISSUER, AUDIENCE = "https://login.asf-smoke.example", "asf-samverkan"
+SMTP_NAME = "smtp.asf-smoke.example"  # resolves to 127.0.0.1 inside the containers
+
+
+@dataclass
+class Keys:
+    """What an operator provides: a signing key behind a JWKS, and the SMTP relay's CA."""
+
+    folder: Path
+    private_pem: bytes
+    kid: str
+
+    def token(self, roles: list[str], **claims: Any) -> str:
+        now = int(time.time())
+        return jwt.encode({"sub": "smoke-1", "name": "Smoke Test", "roles": roles, "iat": now,
+                           "exp": now + 600, "iss": ISSUER, "aud": AUDIENCE, **claims},
+                          self.private_pem, algorithm="RS256", headers={"kid": self.kid})
+
+    def auth(self, roles: list[str], **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(roles, **claims)}"}
+
+
+def _self_signed(name: str) -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    folder = tmp_path_factory.mktemp("operator")
+    folder.chmod(0o755)  # read by the containers' non-root user
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    jwk.update(kid="smoke-key-1", use="sig", alg="RS256")
+    (folder / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    cert, key = _self_signed(SMTP_NAME)
+    (folder / "smtp-ca.pem").write_bytes(cert)
+    (folder / "smtp-key.pem").write_bytes(key)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return Keys(folder, pem, "smoke-key-1")
+
+
+class Inbox:
+    """An SMTP relay in the test process that insists on STARTTLS."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp(keys: Keys) -> Iterator[tuple[Inbox, int]]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(keys.folder / "smtp-ca.pem", keys.folder / "smtp-key.pem")
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True, server_hostname=SMTP_NAME)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@dataclass
+class Running:
+    name: str
+    url: str
+
+
+@pytest.fixture(scope="module")
+async def stack(engine: Any, images: dict[str, str], keys: Keys, smtp: tuple[Inbox, int],
+                postgres_url: str, broker_url: str) -> AsyncIterator[dict[str, Running]]:
+    """Each Python service's image, migrated by its own `migrate` and started with `serve`,
+    in production mode, read-only, on the host network; stopped and removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    namespace = f"smoke-{tag}."
+    secrets = {"casework": {"CASEWORK_DATA_KEY": base64.b64encode(os.urandom(32)).decode()},
+               "notifications": {"SMTP_HOST": SMTP_NAME, "SMTP_PORT": str(smtp[1]),
+                                 "SMTP_STARTTLS": "true", "SMTP_TLS": "starttls",
+                                 "SSL_CERT_FILE": "/run/operator/smtp-ca.pem",
+                                 "MAIL_FROM": "ASF Samverkan <noreply@asf-smoke.example>",
+                                 "FRONTEND_BASE_URL": "https://samverkan.asf-smoke.example"}}
+    read_only = ["--read-only"] + (["--read-only-tmpfs=false"] if engine.name == "podman" else [])
+    running: dict[str, Running] = {}
+    databases = []
+    try:
+        for service in PYTHON_SERVICES:
+            database = f"smoke_{tag}_{service}"
+            databases.append(database)
+            port = free_port()
+            env = {"APP_ENV": "production", "DATABASE_URL": with_database(postgres_url, database),
+                   "BROKER_URL": broker_url, "QUEUE_NAMESPACE": namespace, "HOST": "127.0.0.1",
+                   "PORT": str(port), "JWT_JWKS_FILE": "/run/operator/jwks.json",
+                   "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE, **secrets.get(service, {})}
+            options = [*engine.run_options(), *read_only, "--add-host", f"{SMTP_NAME}:127.0.0.1",
+                       "-v", f"{keys.folder}:/run/operator:ro",
+                       *[f"--env={k}={v}" for k, v in env.items()]]
+            migrated = await asyncio.to_thread(
+                engine.run, "run", "--rm", *options, images[service], "migrate", check=False,
+                quiet=True, timeout=180)
+            assert migrated.returncode == 0, (service, migrated.stdout, migrated.stderr)
+            name = f"asf-smoke-{tag}-{service}"
+            await asyncio.to_thread(engine.run, "run", "-d", "--name", name, *options,
+                                    images[service], quiet=True, timeout=120)
+            running[service] = Running(name, f"http://127.0.0.1:{port}")
+        for service, r in running.items():
+            try:
+                await wait_ready(r.url, within=90)
+            except AssertionError:
+                logs = engine.run("logs", r.name, check=False, quiet=True)
+                raise AssertionError(f"{service} not ready:\n{logs.stdout[-3000:]}"
+                                     f"{logs.stderr[-3000:]}") from None
+        yield running
+    finally:
+        for r in running.values():
+            await asyncio.to_thread(engine.run, "rm", "-f", "-t", "20", r.name, check=False,
+                                    quiet=True, timeout=120)
+        admin = await asyncpg.connect(postgres_url)
+        for database in databases:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+        for service in ("casework", "notifications"):
+            await delete_queues(broker_url, ServiceQueues(service=namespace + service))
+
+
+@pytest.mark.timeout(900)
+async def test_each_image_answers_readyz_in_production_mode(stack: dict[str, Running]) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service, r in stack.items():
+            ready = await client.get(f"{r.url}/readyz")
+            assert ready.status_code == 200, (service, ready.text)
+            assert all(ready.json()["checks"].values()), ready.json()
+
+
+@pytest.mark.timeout(300)
+async def test_tokens_are_checked_against_the_jwks(stack: dict[str, Running],
+                                                   keys: Keys) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        officer = keys.auth(["registry_officer"])
+        r = await client.get(f"{stack['registry'].url}/companies", headers=officer)
+        assert r.status_code == 200, r.text
+        r = await client.get(f"{stack['casework'].url}/participants",
+                             headers=keys.auth(["case_worker"], municipality_code="0180"))
+        assert r.status_code == 200, r.text
+        # A development token (HS256) is no good in production.
+        r = await client.get(f"{stack['registry'].url}/companies", headers=auth("analyst"))
+        assert r.status_code == 401
+
+
+@pytest.mark.timeout(300)
+async def test_an_event_crosses_from_the_registry_image_to_the_notifications_image(
+        stack: dict[str, Running], keys: Keys, smtp: tuple[Inbox, int]) -> None:
+    """A company registered with the registry container becomes a receipt that the
+    notifications container sends over STARTTLS to the SMTP relay."""
+    inbox, _ = smtp
+    address = f"smoke-{uuid.uuid4().hex[:8]}@example.se"
+    body = {
+        "org_number": "556036-0793", "name": "Röktestet Ekonomisk Förening",
+        "legal_form": "ekonomisk_forening", "municipality_code": "1480",
+        "industries": ["second_hand"], "training_places": 6, "origin": "founded",
+        "contacts": [{"name": "Kim Ek", "role": "manager", "email": address}],
+        "workforce": {"as_of": "2026-10-01", "employees_total": 8, "engaged_total": 20,
+                      "target_group_engaged": 12},
+        "criteria": {"runs_business": True, "integration_purpose": True,
+                     "participation": {"form": "ownership"}, "reinvests_profits": True,
+                     "independent_of_public_sector": True}}
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(f"{stack['registry'].url}/companies", json=body,
+                              headers=keys.auth(["company_rep"]))
+        assert r.status_code == 201, r.text
+        company_id = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while not any(address in to for to, _ in inbox.messages):
+            assert time.monotonic() < deadline, "no receipt reached the SMTP relay"
+            await asyncio.sleep(0.5)
+    [raw] = [m for to, m in inbox.messages if address in to]
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Röktestet Ekonomisk Förening" in message["Subject"]
+    assert f"https://samverkan.asf-smoke.example/companies/{company_id}" in text
+
+
+def test_the_images_run_as_a_non_root_user_on_a_read_only_root(
+        engine: Any, stack: dict[str, Running]) -> None:
+    for service, r in stack.items():
+        uid = engine.run("exec", r.name, "id", "-u", quiet=True).stdout.strip()
+        assert uid == "10001", service
+        write = engine.run("exec", r.name, "sh", "-c", "touch /opt/venv/x || touch /x",
+                           check=False, quiet=True)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr, service
+
+
+def test_image_sizes(engine: Any, images: dict[str, str], figure: Any) -> None:
+    """The sizes are printed at the end of the run; an image past 450 MB is a regression
+    (Debian's python3 base here is about 190 MB, the virtualenv about 100 MB)."""
+    for service, tag in images.items():
+        size = engine.image_size(tag) / 1e6
+        figure(f"image {tag}: {size:.0f} MB")
+        assert size < 450, (service, size)
