@@ -179,6 +179,32 @@ def ensure_base_image(engine: Engine) -> None:
         hooks=['rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED'], cmd="python3")
 
 
+FRESH_DEBIAN = "localhost/asf-samverkan-test/fresh-debian:bookworm"
+"""A bare Debian with nothing but git, make and python3: a newcomer's machine, for the test
+that runs `make run` and `make test` from nothing."""
+
+
+def ensure_fresh_debian_image(engine: Engine) -> str:
+    """The fresh machine's image: made once (pulled Debian, or mmdebstrap), then reused."""
+    if engine.image_exists(FRESH_DEBIAN):
+        return FRESH_DEBIAN
+    packages = ["git", "make", "python3", "ca-certificates"]
+    pulled = engine.run("pull", f"docker.io/library/debian:{DEBIAN_SUITE}", check=False,
+                        quiet=True, timeout=300)
+    if pulled.returncode == 0:
+        folder = ROOT / "var" / "containers" / "fresh-debian"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "Containerfile").write_text(
+            f"FROM docker.io/library/debian:{DEBIAN_SUITE}\n"
+            "RUN apt-get update && apt-get install -y --no-install-recommends "
+            f"{' '.join(packages)} && rm -rf /var/lib/apt/lists/*\n")
+        build(engine, folder / "Containerfile", FRESH_DEBIAN, context=folder)
+    else:
+        say(f"debian:{DEBIAN_SUITE} cannot be pulled here: making {FRESH_DEBIAN} with mmdebstrap")
+        debian_rootfs_image(engine, FRESH_DEBIAN, packages)
+    return FRESH_DEBIAN
+
+
 # --- running containers (podman's setup on kernels like this one) -------------------------
 
 
