@@ -4,7 +4,8 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest faults-full services bench clean images
+.PHONY: run test install lint typecheck pytest faults-full services bench clean images \
+	test-containers
 
 # uv itself: pip install --user, or the wheel from PyPI where there is no pip (deploy/get_uv.py).
 $(UV):
@@ -41,6 +42,12 @@ test: services install lint typecheck pytest
 # pulled): deploy/containers.py.
 images:
 	python3 deploy/containers.py images
+
+# The suite with its own PostgreSQL and RabbitMQ in containers (testcontainers), this machine's
+# ignored: images upstream or made here. PYTEST_ARGS picks tests (default: all but the faults).
+test-containers: install
+	@eval "$$(python3 deploy/containers.py test-env)" && $(UV) run pytest $(PYTEST_ARGS); \
+	status=$$?; python3 deploy/containers.py stop-api; exit $$status
 
 bench: install services
 	$(UV) run python bench/run.py

@@ -4,6 +4,8 @@
     python3 deploy/containers.py base                # make sure the base image is there
     python3 deploy/containers.py setup               # install podman where apt may (CI)
     python3 deploy/containers.py dev-images          # PostgreSQL and RabbitMQ images for tests
+    eval "$(python3 deploy/containers.py test-env)"  # tests with testcontainers (make target)
+    python3 deploy/containers.py stop-api            # ... and the podman API it started
 
 Standard library only, so it runs before anything is installed. The Dockerfiles are written
 for a normal registry (`FROM python:3.11-slim`). Where that image cannot be pulled, a base
@@ -16,10 +18,13 @@ TLS-inspecting proxy) is passed to the build as a secret, from `SSL_CERT_FILE`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -322,6 +327,55 @@ def ensure_dev_images(engine: Engine) -> dict[str, str]:
     return chosen
 
 
+API_SOCKET = ROOT / "var" / "containers" / "podman.sock"
+
+
+def docker_api(engine: Engine) -> str:
+    """A Docker API socket for testcontainers: docker's own, or podman's API service, started
+    here when none answers (`stop_docker_api` ends it)."""
+    if engine.name == "docker":
+        return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    url = f"unix://{API_SOCKET}"
+    probe = [engine.path, "--url", url, "info"]
+    if subprocess.run(probe, capture_output=True, check=False, timeout=60).returncode == 0:
+        return url
+    API_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    API_SOCKET.unlink(missing_ok=True)
+    with (API_SOCKET.parent / "podman-service.log").open("ab") as log:
+        service = subprocess.Popen([engine.path, "system", "service", "--time=0", url],
+                                   stdout=log, stderr=log, start_new_session=True)
+    API_SOCKET.with_suffix(".pid").write_text(str(service.pid))
+    deadline = time.monotonic() + 30
+    while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise ContainerError(f"podman's API service did not answer on {url}")
+        time.sleep(0.5)
+    say(f"started podman's Docker-compatible API on {url} (pid {service.pid})")
+    return url
+
+
+def stop_docker_api() -> None:
+    """End the podman API service `docker_api` started, if it did."""
+    pid_file = API_SOCKET.with_suffix(".pid")
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
+
+
+def test_env(engine: Engine) -> dict[str, str]:
+    """The environment under which the tests start their own PostgreSQL and RabbitMQ with
+    testcontainers, ignoring this machine's (`make test-containers`)."""
+    ensure_runtime(engine)
+    images = ensure_dev_images(engine)
+    return {"TEST_USE_CONTAINERS": "1", "DOCKER_HOST": docker_api(engine),
+            "TESTCONTAINERS_RYUK_DISABLED": "true",  # its image cannot be pulled everywhere
+            # The engine runs on this machine: its published ports are here, even where a
+            # /.dockerenv makes testcontainers guess that the tests run in a container.
+            "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
+            "TEST_POSTGRES_IMAGE": images["postgres"], "TEST_RABBITMQ_IMAGE": images["rabbitmq"]}
+
+
 # --- installing podman (CI, fresh machines) -----------------------------------------------
 
 
@@ -368,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("base", help="make sure the base image is here (pull or make it)")
     sub.add_parser("setup", help="install podman where apt may, and make containers start")
     sub.add_parser("dev-images", help="PostgreSQL and RabbitMQ images for the tests")
+    sub.add_parser("test-env", help="print `export ...` lines: the tests in containers")
+    sub.add_parser("stop-api", help="stop the podman API service test-env started")
     args = parser.parse_args(argv)
     try:
         if args.command == "setup":
@@ -378,6 +434,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_base_image(require_engine())
         elif args.command == "dev-images":
             print(json.dumps(ensure_dev_images(require_engine())))
+        elif args.command == "stop-api":
+            stop_docker_api()
+        elif args.command == "test-env":
+            for key, value in test_env(require_engine()).items():
+                print(f"export {key}={shlex.quote(value)}")
         else:
             report = build_service_images(require_engine(), args.names)
             if args.json:

@@ -193,10 +193,13 @@ def install_with_apt(root: list[str], pg: int, amqp: int) -> None:
         write(root, cluster / "conf.d" / "asf-samverkan.conf",
               f"listen_addresses = '127.0.0.1'\nport = {pg}\n")
     subprocess.run([*root, "rabbitmqctl", "stop"], capture_output=True, check=False)
-    # RabbitMQ and its Erlang port mapper listen on 127.0.0.1 only.
+    subprocess.run([*root, "epmd", "-kill"], capture_output=True, check=False)
+    # RabbitMQ, its Erlang port mapper and its distribution port listen on 127.0.0.1 only
+    # (the node is rabbit@localhost, so its own CLI finds it there).
     write(root, Path("/etc/rabbitmq/rabbitmq-env.conf"),
-          f"NODE_IP_ADDRESS=127.0.0.1\nNODE_PORT={amqp}\nERL_EPMD_ADDRESS=127.0.0.1\n"
-          "export ERL_EPMD_ADDRESS\n")
+          f"NODENAME=rabbit@localhost\nNODE_IP_ADDRESS=127.0.0.1\nNODE_PORT={amqp}\n"
+          "ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_EPMD_ADDRESS\n"
+          'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"\n')
     start_installed(pg, amqp)
     if not answers(pg):
         raise SystemExit(f"PostgreSQL was installed but does not answer on 127.0.0.1:{pg}")

@@ -42,6 +42,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
+def containers() -> ModuleType:
+    """`deploy/containers.py`."""
+    return deploy_module("containers")
+
+
+@pytest.fixture(scope="session")
 def engine() -> Any:
     """podman or docker, able to start a container here; the test is skipped without one."""
     containers = deploy_module("containers")
