@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -181,13 +182,29 @@ def _on_signal(signum: int, _: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def supervising(present: list[Service]) -> Iterator[list[Supervised]]:
+def supervising(present: list[Service]) -> Iterator[None]:
+    """Start every service and watch them from a thread of their own, so a death is noticed
+    and restarted at once, during the seeding too; stop them all at the end."""
     supervised = [Supervised(s) for s in present]
+    stopping = threading.Event()
+
+    def watch() -> None:
+        while not stopping.wait(0.5):
+            now = time.monotonic()
+            for s in supervised:
+                s.check(now)
+
+    for s in supervised:
+        s.start()
+    watcher = threading.Thread(target=watch, name="supervisor", daemon=True)
+    watcher.start()
     try:
-        yield supervised
+        yield
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopping.set()
+        watcher.join()
         say("stopping the services")
         for s in supervised:
             s.stop()
@@ -221,9 +238,7 @@ def main() -> int:
             if service.database is not None:
                 subprocess.run([sys.executable, "-m", service.module, "migrate"],
                                env=service_env(service), check=True, cwd=ROOT)
-        with supervising(present) as supervised:
-            for s in supervised:
-                s.start()
+        with supervising(present):
             for service in present:
                 say(f"{service.name}: {'ready' if wait_ready(service) else 'NOT READY'} "
                     f"on {service.url}")
@@ -234,10 +249,7 @@ def main() -> int:
                                    env=service_env(service), cwd=ROOT, check=False)
             banner(present)
             while True:
-                now = time.monotonic()
-                for s in supervised:
-                    s.check(now)
-                time.sleep(0.5)
+                time.sleep(3600)
     except Stop:
         return 0
     except subprocess.CalledProcessError as error:

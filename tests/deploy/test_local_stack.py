@@ -11,6 +11,7 @@ import email
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -27,10 +28,18 @@ import pytest
 from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, auth, delete_queues, free_port, with_database
+from asf_kit.auth import mint_token
+from asf_kit.testing import delete_queues, free_port, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 APIS = ("registry", "casework", "notifications")
+DEFAULT_PORTS = {"registry": 8001, "casework": 8002, "notifications": 8003, "web": 8000}
+DEV_SECRET = "dev-secret-change-me-0123456789abcdef0123456789"  # make run's, in the README
+
+
+def auth(role: str) -> dict[str, str]:
+    """A token as `make run` prints them (signed with its development secret)."""
+    return {"Authorization": f"Bearer {mint_token(DEV_SECRET, 'stack-test', [role])}"}
 
 
 @dataclass
@@ -68,11 +77,12 @@ class LocalStack:
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
                 broker_url: str) -> Iterator[LocalStack]:
-    """`make run` with its ports, databases, queue namespace and mail folder moved aside."""
+    """`make run` with its ports, databases, queue namespace and mail folder moved aside
+    (everything else as a newcomer gets it, the development secret too)."""
     tmp = tmp_path_factory.mktemp("local-stack")
     tag = uuid.uuid4().hex[:8]
     ports = {name: free_port() for name in (*APIS, "web", "mail")}
-    env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "BROKER_URL": broker_url,
+    env = {**os.environ, "BROKER_URL": broker_url,
            "QUEUE_NAMESPACE": f"runtest-{tag}.", "MAILCATCHER_DIR": str(tmp / "mail"),
            "MAILCATCHER_PORT": str(ports["mail"]), "LOG_FORMAT": "json",
            "FOLLOW_UP_SWEEP_INTERVAL": "0"}
@@ -80,7 +90,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
         env[f"{name.upper()}_PORT"] = str(ports[name])
     for name in APIS:
         env[f"{name.upper()}_DATABASE_URL"] = with_database(postgres_url, f"runtest_{tag}_{name}")
-    for name in ("SMTP_HOST", "DATABASE_URL", "PORT"):
+    for name in ("SMTP_HOST", "DATABASE_URL", "PORT", "JWT_SECRET", "APP_ENV"):
         env.pop(name, None)
     log_path = tmp / "make-run.log"
     with log_path.open("wb") as log:
@@ -218,3 +228,29 @@ async def test_a_service_killed_with_kill_9_comes_back_and_catches_up(
             await asyncio.sleep(1)
     for address in addresses:
         assert len(caught_for(local_stack.mail_dir, address)) == 1, address
+
+
+def runnable_blocks(readme: str) -> list[str]:
+    """The README's shell blocks marked `<!-- runnable ... -->`."""
+    return re.findall(r"<!-- runnable[^>]*-->\n```bash\n(.*?)```", readme, re.DOTALL)
+
+
+def test_the_readme_commands_work_in_a_fresh_shell(local_stack: LocalStack) -> None:
+    """Each runnable block, in a shell with nothing but the system's PATH (no uv, no .venv),
+    against this stack (its ports put where the README says 8001-8003 and 8000)."""
+    if shutil.which("curl") is None:
+        pytest.skip("the README's blocks call curl, which this machine does not have")
+    blocks = runnable_blocks((ROOT / "README.md").read_text())
+    assert len(blocks) >= 2, "the README marks its runnable blocks"
+    fresh = {"HOME": os.environ["HOME"], "PATH": "/usr/local/bin:/usr/bin:/bin",
+             "LANG": "C.UTF-8"}
+    for block in blocks:
+        script = block
+        for name, port in DEFAULT_PORTS.items():
+            script = re.sub(rf"\b(localhost|127\.0\.0\.1):{port}\b",
+                            rf"\g<1>:{local_stack.ports[name]}", script)
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT,
+                                env=fresh, capture_output=True, text=True, timeout=120,
+                                check=False)
+        assert result.returncode == 0, f"{block}\n--\n{result.stdout[-2000:]}{result.stderr}"
+        assert result.stdout.strip(), block
