@@ -89,7 +89,7 @@ def machine(engine: Any, containers: Any, tmp_path_factory: pytest.TempPathFacto
 @pytest.mark.timeout(3600)
 def test_make_run_then_make_test_on_a_fresh_debian(machine: Machine, figure: Any) -> None:
     tools = machine.sh("for c in git make python3 pip3 uv psql rabbitmqctl; do "
-                       "command -v $c >/dev/null && echo $c; done").stdout.split()
+                       "if command -v $c >/dev/null; then echo $c; fi; done").stdout.split()
     assert tools == ["git", "make", "python3"], f"not a fresh machine: {tools}"
     machine.sh(f"git -c advice.detachedHead=false clone -q /mnt/share/repo.bundle {REPO}")
 
