@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import resource
 import shlex
 import shutil
@@ -306,11 +307,24 @@ def build_service_images(engine: Engine, only: Sequence[str] = ()) -> list[dict[
     return report
 
 
+def compose_image(service: str) -> str:
+    """The image deploy/compose.yaml gives a service, fully named (read without a YAML
+    library): the one source of the PostgreSQL, RabbitMQ and mail catcher images."""
+    text = (ROOT / "deploy" / "compose.yaml").read_text()
+    found = re.search(rf"^  {service}:\n(?:    .*\n)*?    image: (\S+)", text, re.MULTILINE)
+    if found is None:
+        raise ContainerError(f"deploy/compose.yaml has no image for {service}")
+    image = found.group(1)
+    first = image.split("/")[0]
+    if "/" not in image:
+        return f"docker.io/library/{image}"
+    return image if "." in first or ":" in first or first == "localhost" else f"docker.io/{image}"
+
+
 def ensure_dev_images(engine: Engine) -> dict[str, str]:
     """PostgreSQL and RabbitMQ images for the tests' testcontainers path: upstream where it can
     be pulled, else made here from Debian's packages. Returns kind -> image."""
-    upstream = {"postgres": "docker.io/library/postgres:16-alpine",
-                "rabbitmq": "docker.io/library/rabbitmq:3.13-management-alpine"}
+    upstream = {"postgres": compose_image("postgres"), "rabbitmq": compose_image("rabbitmq")}
     chosen = {}
     for kind, image in upstream.items():
         if engine.image_exists(image) or engine.run("pull", image, check=False, quiet=True,

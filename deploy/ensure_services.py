@@ -15,7 +15,8 @@ The first of these that applies:
 What was set up is found again by step 1 or 2 (or as the stopped containers of step 3) on the
 next run: nothing is installed twice. Standard library only: it runs before anything else.
 `ASF_SETUP=containers|apt` forces a step; `ASF_POSTGRES_PORT`, `ASF_RABBITMQ_PORT`,
-`ASF_SMTP_PORT` and `ASF_CONTAINER_PREFIX` move the containers of step 3 (tests).
+`ASF_SMTP_PORT`, `ASF_CONTAINER_PREFIX` and `ASF_STACK_ENV` move the containers of step 3
+and what they tell `run_local.py` (tests).
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import containers  # deploy/containers.py, beside this file
 
 DATABASES = ("asf_registry", "asf_casework", "asf_notifications")
-STACK_ENV = Path(__file__).resolve().parents[1] / "var" / "stack.env"
+STACK_ENV = Path(os.environ.get("ASF_STACK_ENV")
+                 or Path(__file__).resolve().parents[1] / "var" / "stack.env")
 """Settings `run_local.py` takes from what was set up here (the mail catcher container)."""
-UPSTREAM = {
-    "postgres": "docker.io/library/postgres:16-alpine",
-    "rabbitmq": "docker.io/library/rabbitmq:3.13-management-alpine",
-    "mail": "docker.io/axllent/mailpit:latest",
-}
+UPSTREAM = {"postgres": containers.compose_image("postgres"),
+            "rabbitmq": containers.compose_image("rabbitmq"),
+            "mail": containers.compose_image("mailcatcher")}
 
 
 def say(line: str) -> None:

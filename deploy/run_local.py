@@ -68,7 +68,7 @@ def available(module: str) -> bool:
 
 def stack_env() -> dict[str, str]:
     """What `ensure_services.py` set up for the stack (e.g. the mail catcher container)."""
-    path = ROOT / "var" / "stack.env"
+    path = Path(os.environ.get("ASF_STACK_ENV") or ROOT / "var" / "stack.env")
     if not path.exists():
         return {}
     lines = path.read_text().splitlines()

@@ -29,7 +29,9 @@ REPO = "/root/asf-samverkan"
 SUBSET = ["services/registry/tests", "tests/contract", "tests/e2e"]
 
 READY = """\
-import json, subprocess, sys, urllib.request
+import json, os, subprocess, sys, urllib.request
+os.environ.update(APP_ENV="development",  # make run's development secret, as in the README
+                  JWT_SECRET="dev-secret-change-me-0123456789abcdef0123456789")
 for port in (8001, 8002, 8003):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as r:
         assert r.status == 200
