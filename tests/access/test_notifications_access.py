@@ -13,20 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
     ANONYMOUS,
     JWT_TEST_SECRET,
     VARIANTS,
     allow,
     api_routes,
     auth,
-    delete_queues,
     fresh_database,
     public,
+    serving,
     unique_namespace,
 )
 from notifications.app import create_app
@@ -51,6 +49,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/deliveries/{delivery_id}/retry"): allow(200, "analyst"),
     ("GET", "/templates"): allow(200, "analyst"),
     ("POST", "/templates/{name}/preview"): allow(200, "analyst"),
+    ("GET", "/templates/{name}/versions"): allow(200, "analyst"),
+    ("POST", "/templates/{name}/versions"): allow(201, "analyst"),
+    ("POST", "/templates/{name}/versions/{version}/activation"): allow(200, "analyst"),
     ("GET", "/mailcatcher"): allow(200, "analyst"),
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
@@ -81,9 +82,8 @@ async def app(postgres_url: str, broker_url: str, tmp_path_factory: pytest.TempP
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, digest_enabled=False, smtp_host=None,
             mailcatcher_port=0, mailcatcher_dir=str(tmp_path_factory.mktemp("mail"))))
-        async with LifespanManager(application):
+        async with serving(application):
             yield application
-    await delete_queues(broker_url, ServiceQueues(service=namespace + "notifications"))
 
 
 @pytest.fixture
@@ -103,7 +103,11 @@ async def prepare(c: httpx.AsyncClient, app: FastAPI, method: str, path: str
         return path, {"json": {"event_type": "registry.contract.awarded",
                                "role": "information_officer"}}
     if path.startswith("/templates/"):
-        return path.replace("{name}", "learning_example_submitted"), {"json": {"locale": "en"}}
+        url = path.replace("{name}", "learning_example_submitted").replace("{version}", "1")
+        if (method, path) == ("POST", "/templates/{name}/versions"):
+            text = {"subject": "{{ title }}", "text": "{{ link }}", "html": "<p>{{ link }}</p>"}
+            return url, {"json": {"sv": text, "en": text, "note": "matris"}}
+        return url, {"json": {"locale": "en"}} if url.endswith("/preview") else {}
     if "{" not in path:
         return path, {}
     r = await c.post("/contacts", json=contact, headers=ANALYST)

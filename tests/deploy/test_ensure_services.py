@@ -17,7 +17,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from asf_kit.testing import free_port
+from asf_testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = str(ROOT / "deploy" / "ensure_services.py")

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email
-import email.policy
-import json
 import os
 import re
-import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,17 +19,24 @@ from typing import Any
 
 import asyncpg
 import httpx
-import jwt
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from jwt.algorithms import RSAAlgorithm
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import auth, delete_queues, free_port, wait_ready, with_database
+from asf_testing import (
+    SigningKey,
+    SmtpServer,
+    auth,
+    delete_queues,
+    free_port,
+    org_number,
+    text_of,
+    wait_ready,
+    with_database,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_SERVICES = {"registry": 8001, "casework": 8002, "notifications": 8003}
@@ -86,22 +89,26 @@ ISSUER, AUDIENCE = "https://login.asf-smoke.example", "asf-samverkan"
 SMTP_NAME = "smtp.asf-smoke.example"  # resolves to 127.0.0.1 inside the containers
 
 
-@dataclass
-class Keys:
-    """What an operator provides: a signing key behind a JWKS, and the SMTP relay's CA."""
+class Operator:
+    """What an operator provides: a signing key behind a JWKS file, and the SMTP relay's
+    certificate (and the CA the services must trust for it), in one folder mounted
+    read-only into every container."""
 
-    folder: Path
-    private_pem: bytes
-    kid: str
-
-    def token(self, roles: list[str], **claims: Any) -> str:
-        now = int(time.time())
-        return jwt.encode({"sub": "smoke-1", "name": "Smoke Test", "roles": roles, "iat": now,
-                           "exp": now + 600, "iss": ISSUER, "aud": AUDIENCE, **claims},
-                          self.private_pem, algorithm="RS256", headers={"kid": self.kid})
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.key = SigningKey("smoke-key-1")
+        self.key.jwks_file(folder).rename(folder / "jwks.json")
+        cert, key = _self_signed(SMTP_NAME)
+        (folder / "smtp-ca.pem").write_bytes(cert)
+        (folder / "smtp-key.pem").write_bytes(key)
+        for path in folder.iterdir():
+            path.chmod(0o644)  # read by the containers' non-root user
+        folder.chmod(0o755)
 
     def auth(self, roles: list[str], **claims: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(roles, **claims)}"}
+        token = self.key.token("smoke-1", roles, lifetime=600, iss=ISSUER, aud=AUDIENCE,
+                               **claims)
+        return {"Authorization": f"Bearer {token}"}
 
 
 def _self_signed(name: str) -> tuple[bytes, bytes]:
@@ -120,46 +127,20 @@ def _self_signed(name: str) -> tuple[bytes, bytes]:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    folder = tmp_path_factory.mktemp("operator")
-    folder.chmod(0o755)  # read by the containers' non-root user
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
-    jwk.update(kid="smoke-key-1", use="sig", alg="RS256")
-    (folder / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
-    cert, key = _self_signed(SMTP_NAME)
-    (folder / "smtp-ca.pem").write_bytes(cert)
-    (folder / "smtp-key.pem").write_bytes(key)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return Keys(folder, pem, "smoke-key-1")
-
-
-class Inbox:
-    """An SMTP relay in the test process that insists on STARTTLS."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
-        return "250 OK"
+def operator(tmp_path_factory: pytest.TempPathFactory) -> Operator:
+    return Operator(tmp_path_factory.mktemp("operator"))
 
 
 @pytest.fixture(scope="module")
-def smtp(keys: Keys) -> Iterator[tuple[Inbox, int]]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(keys.folder / "smtp-ca.pem", keys.folder / "smtp-key.pem")
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True, server_hostname=SMTP_NAME)
-    controller.start()
+def smtp(operator: Operator) -> Iterator[SmtpServer]:
+    """The SMTP relay, in the test process, insisting on STARTTLS."""
+    server = SmtpServer(tls="starttls", certificate=(str(operator.folder / "smtp-ca.pem"),
+                                                     str(operator.folder / "smtp-key.pem")))
+    server.up()
     try:
-        yield inbox, port
+        yield server
     finally:
-        controller.stop()
+        server.down()
 
 
 @dataclass
@@ -169,15 +150,15 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-async def stack(engine: Any, images: dict[str, str], keys: Keys, smtp: tuple[Inbox, int],
+async def stack(engine: Any, images: dict[str, str], operator: Operator, smtp: SmtpServer,
                 postgres_url: str, broker_url: str) -> AsyncIterator[dict[str, Running]]:
     """Each Python service's image, migrated by its own `migrate` and started with `serve`,
     in production mode, read-only, on the host network; stopped and removed afterwards."""
     tag = uuid.uuid4().hex[:8]
     namespace = f"smoke-{tag}."
     secrets = {"casework": {"CASEWORK_DATA_KEY": base64.b64encode(os.urandom(32)).decode()},
-               "notifications": {"SMTP_HOST": SMTP_NAME, "SMTP_PORT": str(smtp[1]),
-                                 "SMTP_STARTTLS": "true", "SMTP_TLS": "starttls",
+               "notifications": {"SMTP_HOST": SMTP_NAME, "SMTP_PORT": str(smtp.port),
+                                 "SMTP_TLS": "starttls",
                                  "SSL_CERT_FILE": "/run/operator/smtp-ca.pem",
                                  "MAIL_FROM": "ASF Samverkan <noreply@asf-smoke.example>",
                                  "FRONTEND_BASE_URL": "https://samverkan.asf-smoke.example"}}
@@ -194,7 +175,7 @@ async def stack(engine: Any, images: dict[str, str], keys: Keys, smtp: tuple[Inb
                    "PORT": str(port), "JWT_JWKS_FILE": "/run/operator/jwks.json",
                    "JWT_ISSUER": ISSUER, "JWT_AUDIENCE": AUDIENCE, **secrets.get(service, {})}
             options = [*engine.run_options(), *read_only, "--add-host", f"{SMTP_NAME}:127.0.0.1",
-                       "-v", f"{keys.folder}:/run/operator:ro",
+                       "-v", f"{operator.folder}:/run/operator:ro",
                        *[f"--env={k}={v}" for k, v in env.items()]]
             migrated = await asyncio.to_thread(
                 engine.run, "run", "--rm", *options, images[service], "migrate", check=False,
@@ -235,13 +216,13 @@ async def test_each_image_answers_readyz_in_production_mode(stack: dict[str, Run
 
 @pytest.mark.timeout(300)
 async def test_tokens_are_checked_against_the_jwks(stack: dict[str, Running],
-                                                   keys: Keys) -> None:
+                                                   operator: Operator) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
-        officer = keys.auth(["registry_officer"])
+        officer = operator.auth(["registry_officer"])
         r = await client.get(f"{stack['registry'].url}/companies", headers=officer)
         assert r.status_code == 200, r.text
         r = await client.get(f"{stack['casework'].url}/participants",
-                             headers=keys.auth(["case_worker"], municipality_code="0180"))
+                             headers=operator.auth(["case_worker"], municipality_code="0180"))
         assert r.status_code == 200, r.text
         # A development token (HS256) is no good in production.
         r = await client.get(f"{stack['registry'].url}/companies", headers=auth("analyst"))
@@ -250,13 +231,12 @@ async def test_tokens_are_checked_against_the_jwks(stack: dict[str, Running],
 
 @pytest.mark.timeout(300)
 async def test_an_event_crosses_from_the_registry_image_to_the_notifications_image(
-        stack: dict[str, Running], keys: Keys, smtp: tuple[Inbox, int]) -> None:
+        stack: dict[str, Running], operator: Operator, smtp: SmtpServer) -> None:
     """A company registered with the registry container becomes a receipt that the
     notifications container sends over STARTTLS to the SMTP relay."""
-    inbox, _ = smtp
     address = f"smoke-{uuid.uuid4().hex[:8]}@example.se"
     body = {
-        "org_number": "556036-0793", "name": "Röktestet Ekonomisk Förening",
+        "org_number": org_number(), "name": "Röktestet Ekonomisk Förening",
         "legal_form": "ekonomisk_forening", "municipality_code": "1480",
         "industries": ["second_hand"], "training_places": 6, "origin": "founded",
         "contacts": [{"name": "Kim Ek", "role": "manager", "email": address}],
@@ -267,18 +247,17 @@ async def test_an_event_crosses_from_the_registry_image_to_the_notifications_ima
                      "independent_of_public_sector": True}}
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.post(f"{stack['registry'].url}/companies", json=body,
-                              headers=keys.auth(["company_rep"]))
+                              headers=operator.auth(["company_rep"]))
         assert r.status_code == 201, r.text
         company_id = r.json()["id"]
         deadline = time.monotonic() + 60
-        while not any(address in to for to, _ in inbox.messages):
+        while not smtp.to(address):
             assert time.monotonic() < deadline, "no receipt reached the SMTP relay"
             await asyncio.sleep(0.5)
-    [raw] = [m for to, m in inbox.messages if address in to]
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    [message] = smtp.to(address)
     assert "Röktestet Ekonomisk Förening" in message["Subject"]
-    assert f"https://samverkan.asf-smoke.example/companies/{company_id}" in text
+    assert f"https://samverkan.asf-smoke.example/companies/{company_id}" in text_of(message)
+    assert {r.tls for r in smtp.handler.received if r.message is message} == {True}
 
 
 def test_the_images_run_as_a_non_root_user_on_a_read_only_root(

@@ -29,7 +29,7 @@ from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit.auth import mint_token
-from asf_kit.testing import delete_queues, free_port, with_database
+from asf_testing import delete_queues, free_port, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 APIS = ("registry", "casework", "notifications")
