@@ -25,17 +25,18 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV_SECRET = "dev-secret-change-me-0123456789abcdef0123456789"
 BACKOFF_FIRST, BACKOFF_CAP, STABLE_AFTER = 1.0, 30.0, 60.0
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(NamedTuple):
+    """One service of the stack (a NamedTuple, so this script imports from a path as is)."""
+
     name: str
     module: str
     default_port: int
@@ -102,16 +103,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-@dataclass
 class Supervised:
     """One service process, started again with a backoff whenever it exits."""
 
-    service: Service
-    process: subprocess.Popen[bytes] | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    backoff: float = BACKOFF_FIRST
-    restart_at: float | None = None
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.restarts = 0
+        self.backoff = BACKOFF_FIRST
+        self.restart_at: float | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
