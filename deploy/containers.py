@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -159,15 +160,46 @@ def debian_rootfs_image(engine: Engine, image: str, packages: Sequence[str],
         if result.returncode != 0:
             raise ContainerError(f"mmdebstrap failed: {result.stderr.strip()[-2000:]}")
         engine.run("import", "--change", f'CMD ["{cmd}"]', "--change", "ENV LANG=C.UTF-8",
+                   "--change", f"LABEL {RECIPE_LABEL}={recipe(packages, hooks)}",
                    str(tar), image, quiet=True)
     finally:
         tar.unlink(missing_ok=True)
     say(f"made {image} from Debian {DEBIAN_SUITE} in {time.monotonic() - started:.0f} s")
 
 
+BASE_PACKAGES = [
+    # What the upstream image installs beside Python: CA certificates, netbase and the time
+    # zone database (zoneinfo reads it: casework's working days, the daily digest).
+    "python3", "python-is-python3", "python3-pip", "ca-certificates", "netbase", "tzdata"]
+BASE_HOOKS = [
+    # pip may install system-wide, as in the upstream image (the Dockerfiles install uv so).
+    'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED']
+RECIPE_LABEL = "org.asf-samverkan.debian-recipe"
+
+
+def recipe(packages: Sequence[str], hooks: Sequence[str]) -> str:
+    """A short digest of how a local image is made, stored as its label."""
+    text = "\n".join([DEBIAN_SUITE, *packages, *hooks])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def made_here_from_another_recipe(engine: Engine, image: str, wanted: str) -> bool:
+    """True for an image this script made from an older recipe (a pulled one has no label)."""
+    out = engine.run("image", "inspect", "--format",
+                     f'{{{{index .Config.Labels "{RECIPE_LABEL}"}}}}', image, check=False,
+                     quiet=True).stdout.strip()
+    return out not in ("", "<no value>", wanted)
+
+
 def ensure_base_image(engine: Engine) -> None:
-    """`python:3.11-slim` as the Dockerfiles name it: already here, pulled, or made locally."""
+    """`python:3.11-slim` as the Dockerfiles name it: already here, pulled, or made locally
+    (and made again when the recipe below changed since)."""
     if engine.image_exists(BASE_IMAGE):
+        if not made_here_from_another_recipe(engine, BASE_IMAGE,
+                                             recipe(BASE_PACKAGES, BASE_HOOKS)):
+            return
+        say(f"{BASE_IMAGE} was made here from an older recipe: making it again")
+        debian_rootfs_image(engine, BASE_IMAGE, BASE_PACKAGES, BASE_HOOKS, cmd="python3")
         return
     say(f"pulling {BASE_IMAGE}")
     try:
@@ -179,10 +211,7 @@ def ensure_base_image(engine: Engine) -> None:
     say(f"{BASE_IMAGE} cannot be pulled here (no registry reachable), so a local one is "
         f"made from Debian's {DEBIAN_SUITE} packages with mmdebstrap (about a minute, once). "
         "Its interpreter is Debian's python3 3.11, not the upstream image's build.")
-    debian_rootfs_image(
-        engine, BASE_IMAGE, ["python3", "python-is-python3", "python3-pip", "ca-certificates"],
-        # pip may install system-wide, as in the upstream image (the Dockerfiles install uv so).
-        hooks=['rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED'], cmd="python3")
+    debian_rootfs_image(engine, BASE_IMAGE, BASE_PACKAGES, BASE_HOOKS, cmd="python3")
 
 
 FRESH_DEBIAN = "localhost/asf-samverkan-test/fresh-debian:bookworm"

@@ -264,7 +264,7 @@ async def test_an_event_crosses_from_the_registry_image_to_the_notifications_ima
     assert {r.tls for r in smtp.handler.received if r.message is message} == {True}
 
 
-def test_the_images_run_as_a_non_root_user_on_a_read_only_root(
+def test_the_images_run_as_a_non_root_user_on_a_read_only_root_and_are_healthy(
         engine: Any, stack: dict[str, Running]) -> None:
     for service, r in stack.items():
         uid = engine.run("exec", r.name, "id", "-u", quiet=True).stdout.strip()
@@ -272,6 +272,9 @@ def test_the_images_run_as_a_non_root_user_on_a_read_only_root(
         write = engine.run("exec", r.name, "sh", "-c", "touch /opt/venv/x || touch /x",
                            check=False, quiet=True)
         assert write.returncode != 0 and "Read-only file system" in write.stderr, service
+        if engine.name == "podman":  # the image's own HEALTHCHECK, run once
+            health = engine.run("healthcheck", "run", r.name, check=False, quiet=True)
+            assert health.returncode == 0, (service, health.stdout, health.stderr)
 
 
 def test_image_sizes(engine: Any, images: dict[str, str], figure: Any) -> None:
