@@ -7,9 +7,12 @@ import re
 from datetime import date
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 
 from web import i18n
+
+pytestmark = pytest.mark.fast
 
 LOCALE = Path(i18n.__file__).parent / "locale"
 _PLACEHOLDER = re.compile(r"%\(\w+\)s|%%")

@@ -14,6 +14,7 @@ from asf_kit.settings import UnsafeForProduction
 from web.settings import WebSettings
 
 
+@pytest.mark.fast
 def test_production_needs_oidc_and_a_session_secret() -> None:
     with pytest.raises(UnsafeForProduction) as e:
         WebSettings(app_env="production").require_safe_for_production()
@@ -23,6 +24,7 @@ def test_production_needs_oidc_and_a_session_secret() -> None:
     assert "\\n" not in message
 
 
+@pytest.mark.fast
 def test_production_refuses_a_short_secret_and_plain_http_issuer() -> None:
     settings = WebSettings(app_env="production", session_secret="too-short",
                            oidc_issuer="http://idp.example", oidc_client_id="asf-web",
@@ -32,6 +34,7 @@ def test_production_refuses_a_short_secret_and_plain_http_issuer() -> None:
     assert "OIDC_ISSUER must be an https:// address in production" in problems
 
 
+@pytest.mark.fast
 def test_production_with_proper_settings_needs_no_jwt_secret() -> None:
     WebSettings(app_env="production", session_secret=secrets.token_urlsafe(32),
                 oidc_issuer="https://idp.example", oidc_client_id="asf-web",
