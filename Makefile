@@ -5,7 +5,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test test-fast install lint typecheck pytest faults-full services bench clean images \
+.PHONY: run test test-fast new-service install lint typecheck pytest faults-full services bench clean images \
 	test-containers screenshots chromium
 
 # uv itself: pip install --user, or the wheel from PyPI where there is no pip (deploy/get_uv.py).
@@ -69,6 +69,14 @@ images:
 test-containers: install
 	@eval "$$(python3 deploy/containers.py test-env)" && $(UV) run pytest $(PYTEST_ARGS); \
 	status=$$?; python3 deploy/containers.py stop-api; exit $$status
+
+# A new service in the one shape, entered in pyproject, compose and Kubernetes, with a health
+# test: make new-service NAME=billing [PORT=8004] (scaffold/new_service.py, scaffold/template/).
+new-service: install
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name> [PORT=<port>]" >&2; exit 2; }
+	$(UV) run python scaffold/new_service.py $(NAME) $(if $(PORT),--port $(PORT))
+	$(UV) lock
+	$(UV) sync
 
 bench: install services
 	$(UV) run python bench/run.py

@@ -83,6 +83,11 @@ def _migration_files(folder: Path) -> list[tuple[int, str, Path]]:
     return found
 
 
+def _has_statements(sql: str) -> bool:
+    """Whether SQL holds more than `--` comments and blank lines (asyncpg fails on none)."""
+    return any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines())
+
+
 async def migrate(dsn: str, service_migrations: Path) -> list[str]:
     """Apply what has not been applied yet; returns the names applied now."""
     conn: Any = await asyncpg.connect(dsn)
@@ -110,8 +115,10 @@ async def migrate(dsn: str, service_migrations: Path) -> list[str]:
             for version, name, path in _migration_files(folder):
                 if version in done:
                     continue
+                sql = path.read_text(encoding="utf-8")
                 async with conn.transaction():
-                    await conn.execute(path.read_text(encoding="utf-8"))
+                    if _has_statements(sql):  # a file of comments only is recorded, not run
+                        await conn.execute(sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (namespace, version, name) "
                         "VALUES ($1, $2, $3)",
