@@ -10,7 +10,8 @@ repository lists its services:
   cli, settings) and `tests/test_health.py` (it starts as a process and answers);
 - the root `pyproject.toml`: the root's dependencies and sources, ruff's first-party names,
   mypy's paths and pytest's test paths;
-- `deploy/compose.yaml` and the Kubernetes base and production overlay (`deploy/k8s/`).
+- `deploy/compose.yaml`, and Kubernetes in the layout the repository has (`deploy/k8s/`: a
+  unit per service with its NetworkPolicies in `platform/`, or the one base and overlay).
 
 Then `uv lock` and `uv sync` (the make target runs both). What it leaves to whoever fills
 the service in is printed at the end.
@@ -113,15 +114,7 @@ def next_port(root: Path) -> int:
 
 
 def write_service(root: Path, v: dict[str, str]) -> list[Path]:
-    written = []
-    source = TEMPLATE / "service"
-    for template in sorted(source.rglob("*.tmpl")):
-        relative = render(str(template.relative_to(source)), v).removesuffix(".tmpl")
-        target = root / "services" / v["name"] / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render(template.read_text(), v))
-        written.append(target)
-    return written
+    return _render_tree(TEMPLATE / "service", root / "services" / v["name"], v)
 
 
 def _edit(path: Path, change: Callable[[str], str]) -> None:
@@ -170,27 +163,68 @@ def enter_in_pyproject(root: Path, v: dict[str, str]) -> None:
 
 
 def enter_in_compose(root: Path, v: dict[str, str]) -> None:
-    block = render((TEMPLATE / "deploy" / "compose.yaml.tmpl").read_text(), v)
-    _edit(root / "deploy" / "compose.yaml",
-          lambda text: text.replace("\nvolumes:\n", f"\n{block}\nvolumes:\n", 1))
+    """A block like the registry's, before `volumes:`: with the databases' password and the
+    loopback ports where the compose file has them (`x-depends`), plain otherwise."""
+    path = root / "deploy" / "compose.yaml"
+    style = "unit" if "x-depends: &depends" in path.read_text() else "base"
+    block = render((TEMPLATE / "deploy" / f"compose-{style}.yaml.tmpl").read_text(), v)
+    _edit(path, lambda text: text.replace("\nvolumes:\n", f"\n{block.rstrip()}\n\nvolumes:\n", 1))
 
 
 def enter_in_kubernetes(root: Path, v: dict[str, str]) -> list[Path]:
+    """Kubernetes in whichever layout the repository has: a unit of its own per service
+    (`deploy/k8s/<service>/{base,production}` beside `platform/`), or one base and one
+    production overlay for all."""
+    k8s = root / "deploy" / "k8s"
+    if (k8s / "platform").is_dir():
+        return _kubernetes_unit(k8s, v)
+    if (k8s / "base" / "kustomization.yaml").exists():
+        return _kubernetes_base(k8s, v)
+    raise Refused("deploy/k8s: neither platform/ with a unit per service nor base/")
+
+
+def _render_tree(source: Path, target: Path, v: dict[str, str]) -> list[Path]:
+    written = []
+    for template in sorted(source.rglob("*.tmpl")):
+        out = target / render(str(template.relative_to(source)), v).removesuffix(".tmpl")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render(template.read_text(), v))
+        written.append(out)
+    return written
+
+
+def _kubernetes_unit(k8s: Path, v: dict[str, str]) -> list[Path]:
+    """`deploy/k8s/<name>/base` and `production`, and in the platform its NetworkPolicies
+    (its own database and the broker; scraped by Prometheus) and its place among those
+    that may reach the broker and fetch the identity provider's keys."""
+    name = v["name"]
+    if (k8s / name).exists():
+        raise Refused(f"deploy/k8s/{name} exists already")
+    written = _render_tree(TEMPLATE / "deploy" / "k8s-unit", k8s / name, v)
+    policies = k8s / "platform" / "networkpolicies.yaml"
+    extra = render((TEMPLATE / "deploy" / "networkpolicies-unit.yaml.tmpl").read_text(), v)
+
+    def change(text: str) -> str:
+        # the lists of pods that fetch the JWKS and that reach the broker
+        text = re.sub(r"(values: \[registry, casework, notifications)(, web)?\]",
+                      lambda m: f"{m.group(1)}, {name}{m.group(2) or ''}]", text)
+        return text.rstrip("\n") + "\n" + extra
+
+    _edit(policies, change)
+    return written
+
+
+def _kubernetes_base(k8s: Path, v: dict[str, str]) -> list[Path]:
     """One Deployment, Service, HPA, PodDisruptionBudget and ConfigMap in the base, and the
     image pinned in the production overlay."""
     name = v["name"]
-    k8s = root / "deploy" / "k8s"
     folder = k8s / "base" / name
-    folder.mkdir(parents=True)
-    written = []
-    kinds = []
-    for template in sorted((TEMPLATE / "deploy" / "k8s").glob("*.yaml.tmpl")):
-        target = folder / template.name.removesuffix(".tmpl")
-        target.write_text(render(template.read_text(), v))
-        written.append(target)
-        kinds.append(target.name)
+    if folder.exists():
+        raise Refused(f"deploy/k8s/base/{name} exists already")
+    written = _render_tree(TEMPLATE / "deploy" / "k8s-base", folder, v)
     order = ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "configmap.yaml"]
-    lines = "".join(f"  - {name}/{kind}\n" for kind in sorted(kinds, key=order.index))
+    kinds = sorted((p.name for p in written), key=order.index)
+    lines = "".join(f"  - {name}/{kind}\n" for kind in kinds)
     _edit(k8s / "base" / "kustomization.yaml", lambda text: text.rstrip("\n") + "\n" + lines)
     image = (f'  - {{name: asf-samverkan/{name}, newName: registry.example.se/asf-samverkan/'
              f'{name}, newTag: "0.1.0"}}\n')
