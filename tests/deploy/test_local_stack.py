@@ -99,7 +99,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
                                    start_new_session=True)
     stack = LocalStack(process, log_path, ports, env, tmp / "mail")
     try:
-        stack.wait_for_log(r"The stack is up", within=240)
+        # The banner's last line: the tokens and the web app's address are printed after "The
+        # stack is up" (each token by a process of its own), and a test reads them.
+        stack.wait_for_log(r"Ctrl-C stops everything", within=240)
         yield stack
     finally:
         with contextlib.suppress(ProcessLookupError):
