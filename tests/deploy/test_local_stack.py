@@ -99,7 +99,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
                                    start_new_session=True)
     stack = LocalStack(process, log_path, ports, env, tmp / "mail")
     try:
-        stack.wait_for_log(r"The stack is up", within=240)
+        stack.wait_for_log(r"Ctrl-C stops everything", within=240)  # the whole banner
         yield stack
     finally:
         with contextlib.suppress(ProcessLookupError):
