@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from faststream.rabbit import RabbitBroker
 
+from asf_kit import observe
 from asf_kit.db import create_pool
 from asf_kit.logging import get_logger
 from asf_kit.outbox import EXCHANGE_DECL, OutboxRelay
@@ -102,3 +103,15 @@ class Runtime:
             except Exception:
                 checks[name] = False
         return checks
+
+    async def observe(self) -> None:
+        """Refresh the gauges that describe state (readiness, outbox, queues) for a scrape."""
+        checks = await self.readiness()
+        observe.record_readiness(checks)
+        if self.with_relay and checks.get("database"):
+            await observe.bounded("outbox", observe.observe_outbox(self.pool))
+        connection = getattr(self.broker, "_connection", None)
+        if connection is not None and checks.get("broker"):
+            for consumer in self.consumers:
+                await observe.bounded("queues", observe.observe_queues(connection,
+                                                                        consumer.queues))

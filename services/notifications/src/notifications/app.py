@@ -72,6 +72,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
+        observe=runtime.observe,
     )
     app.state.runtime = runtime
     app.state.settings = settings

@@ -18,7 +18,7 @@ from email.utils import format_datetime
 
 import aiosmtplib
 import asyncpg
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from asf_kit import telemetry
 from asf_kit.logging import bound_contextvars, get_logger
@@ -32,6 +32,12 @@ log = get_logger(__name__)
 
 EMAILS = Counter("notifications_email_attempts_total", "SMTP attempts by outcome", ["outcome"])
 DELIVERIES = Gauge("notifications_deliveries", "Deliveries by status", ["status"])
+EMAIL_LATENCY = Histogram(
+    "notifications_email_delivery_seconds",
+    "From the delivery stored (in the transaction that consumed its event) to the SMTP "
+    "server accepting the email",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600),
+)
 STATUSES = ("pending", "sending", "sent", "retrying", "failed", "skipped")
 
 
@@ -208,6 +214,7 @@ class Sweeper:
             async with self._runtime.pool.acquire() as conn:
                 recorded = await store.finish_attempt(conn, c, status, error, retry_in)
             if status == "sent":
+                EMAIL_LATENCY.observe((datetime.now(UTC) - c.created_at).total_seconds())
                 log.info("email sent", recorded=recorded)
             else:
                 log.warning("email not sent", status=status, error=error,

@@ -40,6 +40,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
+        observe=runtime.observe,
     )
     app.state.runtime = runtime
     app.state.verifier = TokenVerifier(settings)
