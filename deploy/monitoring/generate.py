@@ -71,10 +71,13 @@ def rules(doc: dict[str, Any]) -> dict[str, Any]:
                 "annotations": {
                     "summary": f"{{{{ $labels.job }}}} is spending the {name} error budget "
                                f"{'fast' if speed == 'Fast' else 'steadily'}",
+                    # No $value: it is read from recording rules evaluated concurrently,
+                    # so it depends on which group ran first. The recorded ratios tell.
                     "description": (
-                        f"SLO: {_flat(slo['promise'])} The error ratio is "
-                        f"{{{{ $value | humanizePercentage }}}} ({windows}; the budget is "
-                        f"{budget:.3%} over {doc['window']})."
+                        f"SLO: {_flat(slo['promise'])} The error ratio "
+                        f"(slo:{name}_error_ratio:rate*) is over the burn rate in both windows "
+                        f"of a pair ({windows}); the budget is {budget:.3%} over "
+                        f"{doc['window']}."
                     ),
                     "runbook_url": f"{RUNBOOKS}/{alert}.md",
                 },

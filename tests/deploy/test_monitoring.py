@@ -4,6 +4,7 @@ generated from slos.yaml, and every alert links a runbook that exists."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -113,3 +114,47 @@ def test_prometheus_loads_these_rules_and_names_jobs_after_services() -> None:
     relabels = {r.get("target_label"): r for r in job["relabel_configs"]}
     assert relabels["job"]["source_labels"] == [
         "__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+
+
+# --- dashboards ------------------------------------------------------------------------------
+
+DASHBOARDS = MONITORING / "dashboards"
+
+
+def test_dashboards_are_generated_one_per_service_and_an_overview() -> None:
+    result = subprocess.run([sys.executable, str(MONITORING / "dashboards.py"), "--check"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert {p.stem for p in DASHBOARDS.glob("*.json")} == {
+        "overview", "registry", "casework", "notifications", "web"}
+    uids = set()
+    for path in DASHBOARDS.glob("*.json"):
+        doc = json.loads(path.read_text())
+        uids.add(doc["uid"])
+        titles = " ".join(p["title"] for p in doc["panels"]).lower()
+        for topic in ("request", "latency", "ready"):
+            assert topic in titles, f"{path.name} has no {topic} panel"
+        if path.stem in ("casework", "notifications", "overview"):
+            for topic in ("lag", "dead-letter"):
+                assert topic in titles, f"{path.name} has no {topic} panel"
+        if path.stem in ("registry", "casework", "overview"):
+            assert "outbox" in titles
+        if path.stem in ("notifications", "overview"):
+            assert "deliveries by status" in titles
+    assert len(uids) == 5
+
+
+@needs_promtool
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses each panel's query, written out as a recording rule."""
+    rules = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                rules.append({"record": f"dashboard:{path.stem}:{len(rules)}",
+                              "expr": target["expr"]})
+    assert len(rules) > 30
+    check = tmp_path / "dashboards.rules.yaml"
+    check.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = promtool("check", "rules", str(check))
+    assert result.returncode == 0, result.stdout + result.stderr
