@@ -10,18 +10,20 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 
+from asf_kit.rules import RuleError
 from casework.crypto import Vault, WrappedKey, decode_key
 from casework.domain import (
-    STAGES,
     TRANSITIONS,
-    EmploymentIn,
-    RuleError,
-    TransitionIn,
     check_placement_start,
     check_transition,
     follow_up_schedule,
-    is_coordination_number,
     left_for_work_or_studies,
+)
+from casework.inputs import (
+    STAGES,
+    EmploymentIn,
+    TransitionIn,
+    is_coordination_number,
     normalize_identity_number,
 )
 

@@ -14,7 +14,7 @@ from asf_kit.db import create_pool
 from asf_kit.problems import Problem
 from asf_kit.testing import fresh_database
 from casework.crypto import Vault
-from casework.domain import ParticipantIn
+from casework.inputs import ParticipantIn
 from casework.service import Casework
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"

@@ -131,3 +131,19 @@ async def test_deregistration_flags_active_placements_and_tells_case_workers(
     r = await place(pid, workers[0], company)
     assert r.status_code == 409 and r.json()["current_status"] == "deregistered"
     assert bodies
+
+
+async def test_verification_expiring_and_expired_keep_the_read_model_current(
+    registry: Any,
+) -> None:
+    """Both events carry the whole company: whatever changed with them is applied."""
+    cid = uuid.uuid4()
+    await registry.publish(reg.COMPANY_VERIFIED, _company(cid, status="active"), 2)
+    await registry.publish(reg.COMPANY_VERIFICATION_EXPIRING, _company(
+        cid, status="active", training_places=5, days_left=30), 3)
+    row = await registry.wait_version(cid, 3)
+    assert row["training_places"] == 5
+    await registry.publish(reg.COMPANY_VERIFICATION_EXPIRED, _company(
+        cid, status="active", name="Utgånget AB", expired_on="2026-03-01"), 4)
+    row = await registry.wait_version(cid, 4)
+    assert (row["name"], row["status"]) == ("Utgånget AB", "active")

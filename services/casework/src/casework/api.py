@@ -4,7 +4,7 @@ caller's municipality; another municipality's participant is a 404."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -12,15 +12,12 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
-from asf_kit.api import (
-    Cursor,
-    Limit,
-    problems,
-)
+from asf_kit.api import Cursor, Limit, problems, time_cursor
 from asf_kit.auth import Principal, Role, require
 from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 from asf_kit.problems import invalid
-from casework.domain import (
+from casework.domain import FollowUp, Placement
+from casework.inputs import (
     FollowUpIn,
     IdentitySearch,
     NoteIn,
@@ -30,18 +27,11 @@ from casework.domain import (
     Stage,
     TransitionIn,
 )
+from casework.outcomes import Outcomes
 from casework.service import Casework, may_read_stats, scope_of
 from casework.stream import Broadcaster
-from casework.views import (
-    AccessLogEntry,
-    Case,
-    FollowUp,
-    Note,
-    Outcomes,
-    Participant,
-    Placement,
-    TimelineItem,
-)
+from casework.timeline import TimelineItem
+from casework.views import AccessLogEntry, Case, Note, ParticipantView
 
 router = APIRouter()
 
@@ -63,7 +53,7 @@ _errors = problems(403, 404, 409)
 
 @router.post("/participants", status_code=201, tags=["participants"], responses=_errors)
 async def refer(body: ParticipantIn, service: Service, who: CaseWorker,
-                response: Response) -> Participant:
+                response: Response) -> ParticipantView:
     """Register a participant referred to the caller's municipality; 409 with `existing_id`
     when the same identity number already has an open case there."""
     participant = await service.refer(body, who)
@@ -82,15 +72,9 @@ async def list_participants(
     cursor: Cursor = None,
 ) -> Page[Case]:
     """Cases of the caller's municipality in referral order, without personal data."""
-    key = decode_cursor(cursor, 2)
-    after = None
-    if key is not None:
-        try:
-            after = (datetime.fromisoformat(str(key[0])), UUID(str(key[1])))
-        except ValueError as e:
-            raise invalid("cursor", "not a cursor this API returned") from e
     items = await service.list_cases(who, stage=stage, company_id=company_id,
-                               assigned_to=assigned_to, after=after, limit=limit + 1)
+                                     assigned_to=assigned_to, after=time_cursor(cursor),
+                                     limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return Page[Case](
@@ -111,7 +95,7 @@ async def find_participant(body: IdentitySearch, service: Service,
 
 @router.get("/participants/{participant_id}", tags=["participants"], responses=_errors)
 async def get_participant(participant_id: UUID, service: Service,
-                          who: CaseWorker) -> Participant:
+                          who: CaseWorker) -> ParticipantView:
     """The participant with their personal data; the read is written to the access log."""
     return await service.get(participant_id, who)
 

@@ -22,7 +22,8 @@ from asf_kit.db import create_pool
 from asf_kit.problems import Problem
 from casework import store
 from casework.crypto import Vault
-from casework.domain import ParticipantIn, PlacementIn, TransitionIn
+from casework.domain import Company
+from casework.inputs import ParticipantIn, PlacementIn, TransitionIn
 from casework.service import Casework, today
 from casework.settings import CaseworkSettings
 
@@ -49,7 +50,7 @@ PEOPLE: list[tuple[str, str, str, str, str, str, str | None]] = [
 ]
 
 
-async def _wait_for_companies(pool: asyncpg.Pool, wait: float) -> list[asyncpg.Record]:
+async def _wait_for_companies(pool: asyncpg.Pool, wait: float) -> list[Company]:
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         async with pool.acquire() as conn:
@@ -95,7 +96,7 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
         company = companies[i % len(companies)]
         try:
             await casework.start_placement(p.id, PlacementIn(
-                company_id=company["id"], kind="work_training",
+                company_id=company.id, kind="work_training",
                 start=today() - timedelta(days=200), hours_per_week=20,
             ), who)
         except Problem:  # the company's places are full: leave the case in assessment
@@ -108,7 +109,7 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
             "start": (today() - timedelta(days=100 if i % 2 == 0 else 400)).isoformat(),
         }
         if i % 2 == 0:
-            employment["employer_company_id"] = str(company["id"])
+            employment["employer_company_id"] = str(company.id)
         else:
             employment["employer_name"] = "Demo Fastighetsservice AB"
         await _move(casework, p.id, {"to": "employed", "employment": employment}, who)

@@ -1,26 +1,36 @@
-"""Casework's rules: the stages of a case, what each move needs, and valid input. Pure, no I/O.
+"""Casework's rules: the `Participant` aggregate (one person, one case, in one municipality)
+and casework's copy of the companies it places people at. Pure, no I/O.
 
-A participant is a person a municipality refers to work training (arbetsträning)
-at an ASF. The case moves `referred` → `assessment` (kartläggning) → `in_training`
-(an active placement) → `employed` → `closed`; `closed` is reachable from every
-stage, and `employed` → `in_training` again when a job ends early.
+A participant is a person a municipality refers to work training (arbetsträning) at an ASF.
+The case moves `referred` → `assessment` (kartläggning) → `in_training` (an active
+placement) → `employed` → `closed`; `closed` is reachable from every stage, and
+`employed` → `in_training` again when a job ends early.
+
+Each method of `Participant` decides one change: it refuses with a `RuleError` naming
+what the caller can do, or changes the aggregate and records the events the change
+causes (`Participant.events`) and the rows it added or changed (`added`, `changed`), which
+the store saves and the service publishes in one unit of work.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, Self
-from uuid import UUID
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from stdnum import luhn
+from pydantic import BaseModel, Field
 
-from asf_kit.fields import Email
+from asf_contracts import casework as ev
+from asf_contracts.registry import CompanyPayload
 from asf_kit.rules import RuleError
-
-Stage = Literal["referred", "assessment", "in_training", "employed", "closed"]
-STAGES: tuple[Stage, ...] = ("referred", "assessment", "in_training", "employed", "closed")
+from casework.inputs import (
+    PlacementEndReason,
+    PlacementIn,
+    ReferralSource,
+    Stage,
+    TransitionIn,
+)
 
 TRANSITIONS: dict[str, tuple[Stage, ...]] = {
     "referred": ("assessment", "closed"),
@@ -31,194 +41,181 @@ TRANSITIONS: dict[str, tuple[Stage, ...]] = {
 }
 """Every allowed move; anything else is refused with these as the allowed ones."""
 
-ExitReason = Literal["studies", "other_programme", "sick_leave", "moved", "dropped_out", "unknown"]
-ReferralSource = Literal[
-    "social_services",  # socialtjänsten
-    "employment_service",  # Arbetsförmedlingen
-    "social_insurance",  # Försäkringskassan
-    "coordination_association",  # samordningsförbund
-    "self",
-]
-PlacementKind = Literal["work_training", "enhanced_work_training", "internship", "daily_activity"]
-PlacementEndReason = Literal[
-    "completed", "employed", "interrupted", "company_deregistered", "case_closed", "other"
-]
-EmploymentForm = Literal[
-    "unsubsidised",
-    "wage_subsidy",  # lönebidrag
-    "new_start_job",  # nystartsjobb
-    "introduction_job",  # introduktionsjobb
-    "sheltered_public",  # offentligt skyddat arbete (OSA)
-    "other_subsidised",
-]
+
+# --- events -----------------------------------------------------------------------------
 
 
-# --- values -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to an aggregate, at the aggregate version it produced."""
 
-_IDENTITY = re.compile(r"^([0-9]{2})?([0-9]{6})([-+]?)([0-9]{4})$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
-
-
-def normalize_identity_number(value: str, today: date | None = None) -> str:
-    """A personnummer or samordningsnummer (day + 60) as `YYYYMMDD-NNNN`.
-
-    Accepted as `YYMMDD-NNNN`, `YYMMDDNNNN`, `YYYYMMDD-NNNN` or `YYYYMMDDNNNN`; a
-    `+` instead of the dash marks someone aged 100 or more. python-stdnum's
-    `se.personnummer` refuses samordningsnummer, so the date is checked here and
-    only the Luhn digit is left to stdnum.
-    """
-    today = today or datetime.now(UTC).date()
-    m = _IDENTITY.match(value.strip().replace(" ", ""))
-    if not m:
-        raise ValueError("must be YYMMDD-NNNN or YYYYMMDD-NNNN (the dash may be left out)")
-    century, yymmdd, sep, tail = m.groups()
-    if not luhn.is_valid(yymmdd + tail):
-        raise ValueError("the check digit does not match")
-    yy, month, day = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:6])
-    real_day = day - 60 if day > 60 else day  # samordningsnummer add 60 to the day
-    if century is not None:
-        year = int(century) * 100 + yy
-    else:
-        c = today.year // 100 - (1 if yy > today.year % 100 else 0) - (1 if sep == "+" else 0)
-        year = c * 100 + yy
-    try:
-        born = date(year, month, real_day)
-    except ValueError:
-        raise ValueError("the date part is not a date (samordningsnummer: day + 60)") from None
-    if born > today:
-        raise ValueError("the date part is in the future")
-    return f"{year:04d}{month:02d}{day:02d}-{tail}"
+    type: str
+    aggregate_id: UUID
+    version: int
+    payload: BaseModel
 
 
-def is_coordination_number(normalized: str) -> bool:
-    """A samordningsnummer: the day is 61-91."""
-    return int(normalized[6:8]) > 60
+# --- the parts of a case ----------------------------------------------------------------
 
 
-def _phone(value: str | None) -> str | None:
-    if value is not None and not _PHONE.match(value):
-        raise ValueError("is not a phone number")
-    return value
+class Placement(BaseModel):
+    """Work training (or another kind of placement) of the participant at an ASF."""
 
-
-def _plain(value: str) -> str:
-    """No control characters: they mean a broken client, and PostgreSQL refuses NUL."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _sane(value: date) -> date:
-    """Dates of a case lie within a human lifetime of today; this also keeps date
-    arithmetic (follow-up due dates) from overflowing."""
-    if not date(1900, 1, 1) <= value <= date(2100, 12, 31):
-        raise ValueError("must lie between 1900-01-01 and 2100-12-31")
-    return value
-
-
-CaseDate = Annotated[date, AfterValidator(_sane)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
-IdentityNumber = Annotated[
-    str, Field(examples=["19900101-0017"]), AfterValidator(normalize_identity_number)
-]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain)]
-Phone = Annotated[str | None, AfterValidator(_phone)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-# --- input ------------------------------------------------------------------------------
-
-
-class PersonalData(_In):
-    """What identifies the person; encrypted at rest, never in events or logs."""
-
-    given_name: Name
-    family_name: Name
-    personal_identity_number: IdentityNumber
-    phone: Phone = None
-    email: Email | None = None
-
-
-class IdentitySearch(_In):
-    personal_identity_number: IdentityNumber
-
-
-class ParticipantIn(PersonalData):
-    referral_source: ReferralSource
-    assigned_to: ShortText | None = Field(
-        default=None, description="A case worker's `sub`; the creator by default"
-    )
-
-
-class EmploymentIn(_In):
-    form: EmploymentForm
-    employer_company_id: UUID | None = Field(default=None, description="An ASF in the registry")
-    employer_name: ShortText | None = None
-    start: CaseDate
-
-    @model_validator(mode="after")
-    def _employer(self) -> Self:
-        if self.employer_company_id is None and self.employer_name is None:
-            raise ValueError("give employer_company_id or employer_name")
-        return self
-
-
-class TransitionIn(_In):
-    """`{"to": stage}`, with `exit_reason` when closing and `employment` when employed."""
-
-    to: Stage
-    exit_reason: ExitReason | None = None
-    employment: EmploymentIn | None = None
-
-    @model_validator(mode="after")
-    def _extras(self) -> Self:
-        if self.exit_reason is not None and self.to != "closed":
-            raise ValueError("exit_reason is given only when closing (to = closed)")
-        if self.employment is not None and self.to != "employed":
-            raise ValueError("employment is given only when moving to employed")
-        if self.to == "employed" and self.employment is None:
-            raise ValueError("employment is required when moving to employed")
-        return self
-
-
-class PlacementIn(_In):
+    id: UUID
+    participant_id: UUID
     company_id: UUID
-    kind: PlacementKind
-    start: CaseDate
-    planned_end: CaseDate | None = None
-    hours_per_week: float | None = Field(default=None, gt=0, le=60)
-
-    @model_validator(mode="after")
-    def _dates(self) -> Self:
-        if self.planned_end is not None and self.planned_end < self.start:
-            raise ValueError("planned_end cannot be before start")
-        return self
-
-
-class PlacementEndIn(_In):
-    reason: PlacementEndReason
-    end: CaseDate | None = Field(default=None, description="Today when left out")
-
-
-class FollowUpIn(_In):
-    offset_days: int | None = Field(
-        default=None, ge=1, le=3650,
-        description="Which follow-up; the earliest one not yet recorded when left out",
-    )
-    still_employed: bool
+    company_name: str | None = Field(description="As casework knows the company")
+    kind: str
+    start: date
+    planned_end: date | None
+    hours_per_week: float | None
+    status: Literal["active", "ended"]
+    ended_on: date | None = None
+    end_reason: str | None = None
+    flagged_at: datetime | None = Field(
+        default=None, description="When the company was deregistered while this ran")
+    flag_reason: str | None = None
+    created_by: str
+    created_at: datetime
+    version: int = 1
 
 
-class NoteIn(_In):
-    text: Annotated[str, Field(min_length=1, max_length=10_000)]
-    confidential: bool = Field(
-        default=False, description="Only the author and the assigned case worker read the text"
-    )
+class Employment(BaseModel):
+    id: UUID
+    participant_id: UUID
+    form: str
+    employer_company_id: UUID | None
+    employer_name: str | None
+    start: date
+    ended_on: date | None = None
+    created_at: datetime
 
 
-# --- rules ------------------------------------------------------------------------------
+FollowUpStatus = Literal["upcoming", "due", "recorded", "cancelled"]
+
+
+class FollowUp(BaseModel):
+    """Whether the participant is still employed, asked at an offset after employment start."""
+
+    id: UUID
+    participant_id: UUID
+    employment_id: UUID
+    offset_days: int
+    due_date: date
+    due_notified_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    recorded_at: datetime | None = None
+    recorded_by: str | None = None
+    still_employed: bool | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Neither recorded nor cancelled."""
+        return self.recorded_at is None and self.cancelled_at is None
+
+    def status(self, today: date) -> FollowUpStatus:
+        if self.recorded_at is not None:
+            return "recorded"
+        if self.cancelled_at is not None:
+            return "cancelled"
+        return "due" if self.due_date <= today else "upcoming"
+
+
+class StageChange(BaseModel):
+    """One move of the case: the pseudonymous history that stays after erasure."""
+
+    participant_id: UUID
+    from_stage: str | None
+    to_stage: str
+    exit_reason: str | None
+    at: datetime
+    by: str
+
+
+class NoteRef(BaseModel):
+    """A note on the case without its text, which is sealed with the participant's key."""
+
+    id: UUID
+    participant_id: UUID
+    author: str
+    confidential: bool
+    created_at: datetime
+
+    def readable_by(self, sub: str, assigned_to: str) -> bool:
+        """A confidential note is read by its author and the assigned case worker only."""
+        return not self.confidential or sub in (self.author, assigned_to)
+
+
+Row = Placement | Employment | FollowUp | StageChange
+
+
+# --- the companies, as casework knows them ----------------------------------------------
+
+
+class Company(BaseModel):
+    """Casework's copy of a company in the register, kept from the registry's events."""
+
+    id: UUID
+    name: str
+    municipality_code: str
+    status: str
+    training_places: int
+    version: int
+
+    @classmethod
+    def from_payload(cls, payload: CompanyPayload, version: int) -> Company:
+        return cls(id=payload.id, name=payload.name,
+                   municipality_code=payload.municipality_code, status=payload.status,
+                   training_places=payload.training_places, version=version)
+
+    def take_place(self, taken: int) -> None:
+        """Only an active company with a free training place takes a new placement."""
+        if self.status != "active":
+            raise RuleError(
+                409, "Company not active",
+                f"placements are made only at active companies; this one is {self.status}",
+                current_status=self.status,
+            )
+        if taken >= self.training_places:
+            raise RuleError(
+                409, "No free training place",
+                f"all {self.training_places} training places at the company are taken",
+                training_places=self.training_places, active_placements=taken,
+            )
+
+
+@dataclass(frozen=True)
+class FlaggedPlacement:
+    """An active placement flagged because its company was deregistered."""
+
+    placement_id: UUID
+    participant_id: UUID
+    municipality_code: str
+    assigned_to: str
+    stage: str
+
+
+def flag_reason(company: Company, deregistration_reason: str | None) -> str | None:
+    """Why the active placements at the company are flagged now; None when they are not."""
+    if company.status != "deregistered":
+        return None
+    return deregistration_reason or "deregistered"
+
+
+def placements_flagged(company: Company, reason: str,
+                       flagged: list[FlaggedPlacement]) -> Event:
+    """The event that tells the assigned case workers (each named once)."""
+    return Event(ev.PLACEMENTS_FLAGGED, company.id, company.version, ev.PlacementsFlaggedPayload(
+        company_id=company.id, company_name=company.name, reason=reason,
+        placements=[ev.FlaggedPlacement(
+            placement_id=f.placement_id, participant_id=f.participant_id,
+            municipality_code=f.municipality_code, assigned_to=f.assigned_to,
+        ) for f in flagged],
+        case_workers=sorted({f.assigned_to for f in flagged}),
+    ))
+
+
+# --- rules shared by the methods --------------------------------------------------------
 
 
 def not_allowed(current: str, to: str, why: str | None = None) -> RuleError:
@@ -229,6 +226,12 @@ def not_allowed(current: str, to: str, why: str | None = None) -> RuleError:
     )
     return RuleError(409, "Transition not allowed", detail, current_stage=current,
                      allowed=allowed)
+
+
+def invalid(field_name: str, message: str) -> RuleError:
+    """A 422 naming one field."""
+    return RuleError(422, "Validation failed", f"{field_name}: {message}",
+                     errors=[{"field": field_name, "message": message}])
 
 
 def check_transition(current: str, body: TransitionIn) -> None:
@@ -242,8 +245,7 @@ def check_transition(current: str, body: TransitionIn) -> None:
             "POST /participants/{id}/placements",
         )
     if body.to == "closed" and body.exit_reason is None and current != "employed":
-        raise RuleError(422, "Validation failed", "exit_reason: required when closing",
-                        errors=[{"field": "exit_reason", "message": "required when closing"}])
+        raise invalid("exit_reason", "required when closing")
 
 
 def check_placement_start(current: str) -> None:
@@ -268,3 +270,263 @@ def left_for_work_or_studies(from_stage: str, exit_reason: str | None) -> str | 
     if exit_reason == "studies":
         return "studies"
     return None
+
+
+# --- the aggregate ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealedPersonalData:
+    """The person's data as stored: a document sealed with their own data key, and that
+    key wrapped by a master key. Opaque to the rules; `casework.crypto` opens it."""
+
+    document: bytes
+    key_id: str
+    wrapped_key: bytes
+
+
+@dataclass
+class Participant:
+    """One person referred by one municipality, and their case.
+
+    Loaded with every placement, the latest employment and that employment's follow-ups:
+    what the rules need. `version` counts the changes; each event carries the version
+    it produced.
+    """
+
+    id: UUID
+    municipality_code: str
+    referral_source: str
+    assigned_to: str
+    stage: str
+    exit_reason: str | None
+    referred_at: datetime
+    closed_at: datetime | None
+    erased_at: datetime | None
+    created_by: str
+    version: int
+    placements: list[Placement] = field(default_factory=list)
+    employment: Employment | None = None
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    """Of the latest employment."""
+    sealed: SealedPersonalData | None = None
+    """The personal data, when loaded for reading; None once erased."""
+
+    events: list[Event] = field(default_factory=list, repr=False, compare=False)
+    added: list[Row] = field(default_factory=list, repr=False, compare=False)
+    changed: list[Row] = field(default_factory=list, repr=False, compare=False)
+
+    # --- creation ----------------------------------------------------------------------
+
+    @classmethod
+    def refer(cls, municipality_code: str, referral_source: ReferralSource,
+              assigned_to: str, by: str, at: datetime) -> Participant:
+        """A person referred to the municipality's work training; the case starts `referred`."""
+        pid = uuid4()
+        p = cls(id=pid, municipality_code=municipality_code, referral_source=referral_source,
+                assigned_to=assigned_to, stage="referred", exit_reason=None, referred_at=at,
+                closed_at=None, erased_at=None, created_by=by, version=0)
+        p.added.append(StageChange(participant_id=pid, from_stage=None, to_stage="referred",
+                                   exit_reason=None, at=at, by=by))
+        p._record(ev.PARTICIPANT_REFERRED, ev.ParticipantReferredPayload(
+            participant_id=pid, municipality_code=municipality_code,
+            referral_source=referral_source, assigned_to=assigned_to, stage="referred"))
+        return p
+
+    # --- what the rules read -----------------------------------------------------------
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
+
+    @property
+    def active_placements(self) -> list[Placement]:
+        return [pl for pl in self.placements if pl.status == "active"]
+
+    def placement(self, placement_id: UUID) -> Placement | None:
+        return next((pl for pl in self.placements if pl.id == placement_id), None)
+
+    def take_events(self) -> list[Event]:
+        """The events recorded since the last call, in order; the aggregate forgets them."""
+        events, self.events = self.events, []
+        return events
+
+    # --- decisions ---------------------------------------------------------------------
+
+    def transition(self, body: TransitionIn, by: str, at: datetime, offsets: list[int],
+                   employer: Company | None = None) -> None:
+        """Move the case one step; 409 naming the allowed moves otherwise.
+
+        Moving on to a job or closing ends the active placements. A job starts its
+        follow-ups at `offsets` days; `employer` is the company named as employer, when
+        one is named and casework knows it.
+        """
+        check_transition(self.stage, body)
+        if body.employment is not None and body.employment.employer_company_id is not None \
+                and employer is None:
+            raise invalid("employment.employer_company_id",
+                          "no company with this id in the register")
+        if body.to in ("employed", "closed"):
+            reason: PlacementEndReason = "employed" if body.to == "employed" else "case_closed"
+            for pl in self.active_placements:
+                self._end(pl, reason, at.date())
+        self._move(body.to, body.exit_reason, by, at)
+        if body.employment is not None:
+            e = body.employment
+            self.employment = Employment(
+                id=uuid4(), participant_id=self.id, form=e.form,
+                employer_company_id=e.employer_company_id, employer_name=e.employer_name,
+                start=e.start, created_at=at)
+            self.added.append(self.employment)
+            self.follow_ups = [
+                FollowUp(id=uuid4(), participant_id=self.id, employment_id=self.employment.id,
+                         offset_days=offset, due_date=due)
+                for offset, due in follow_up_schedule(e.start, offsets)
+            ]
+            self.added.extend(self.follow_ups)
+            self._record(ev.PARTICIPANT_EMPLOYED, ev.ParticipantEmployedPayload(
+                participant_id=self.id, municipality_code=self.municipality_code,
+                assigned_to=self.assigned_to, employment_form=e.form,
+                employer_company_id=e.employer_company_id, start=e.start))
+
+    def start_placement(self, body: PlacementIn, company: Company | None, taken: int,
+                        by: str, at: datetime) -> Placement:
+        """Place the participant at an active company with a free training place (`taken`
+        is how many of its places active placements use). The case moves to in_training;
+        a job the participant had ends, and its follow-ups not yet due are cancelled."""
+        check_placement_start(self.stage)
+        if company is None:
+            raise invalid("company_id", "no company with this id in the register")
+        company.take_place(taken)
+        placement = Placement(
+            id=uuid4(), participant_id=self.id, company_id=company.id,
+            company_name=company.name, kind=body.kind, start=body.start,
+            planned_end=body.planned_end, hours_per_week=body.hours_per_week, status="active",
+            created_by=by, created_at=at)
+        self.placements.append(placement)
+        self.added.append(placement)
+        self._record(ev.PLACEMENT_STARTED, ev.PlacementStartedPayload(
+            placement_id=placement.id, participant_id=self.id, company_id=company.id,
+            municipality_code=self.municipality_code, assigned_to=self.assigned_to,
+            kind=body.kind, start=body.start, planned_end=body.planned_end,
+            hours_per_week=body.hours_per_week))
+        if self.stage != "in_training":
+            if self.stage == "employed":
+                self._end_employment(body.start, at)
+            self._move("in_training", None, by, at)
+        return placement
+
+    def end_placement(self, placement_id: UUID, reason: PlacementEndReason, end: date | None,
+                      at: datetime) -> Placement:
+        """End a running placement (today when `end` is left out)."""
+        pl = self.placement(placement_id)
+        if pl is None:
+            raise RuleError(404, "Not found", "placement not found")
+        if pl.status != "active":
+            raise RuleError(409, "Placement already ended",
+                            f"the placement ended on {pl.ended_on}", current_status=pl.status)
+        ended_on = end or at.date()
+        if ended_on < pl.start:
+            raise invalid("end", "cannot be before the placement's start")
+        self._end(pl, reason, ended_on)
+        return pl
+
+    def record_follow_up(self, offset_days: int | None, still_employed: bool, by: str,
+                         at: datetime, offsets: list[int]) -> FollowUp:
+        """Record whether the participant is still employed at one follow-up of the latest
+        employment: the one at `offset_days`, or the earliest open one."""
+        if offset_days is not None:
+            fu = next((f for f in self.follow_ups if f.offset_days == offset_days), None)
+        else:
+            fu = min((f for f in self.follow_ups if f.is_open),
+                     key=lambda f: f.offset_days, default=None)
+        if fu is None:
+            which = f"at {offset_days} days " if offset_days else ""
+            raise RuleError(409, "No follow-up to record",
+                            f"the case has no open follow-up {which}of its latest employment",
+                            offsets=offsets)
+        if not fu.is_open:
+            state = "recorded" if fu.recorded_at is not None else "cancelled"
+            raise RuleError(409, f"Follow-up {state}",
+                            f"the follow-up at {fu.offset_days} days is already {state}")
+        fu.recorded_at, fu.recorded_by, fu.still_employed = at, by, still_employed
+        self.changed.append(fu)
+        self._record(ev.FOLLOW_UP_RECORDED, ev.FollowUpRecordedPayload(
+            participant_id=self.id, municipality_code=self.municipality_code,
+            offset_days=fu.offset_days, still_employed=still_employed))
+        return fu
+
+    def announce_follow_up(self, follow_up_id: UUID, at: datetime) -> None:
+        """The follow-up has fallen due: tell the assigned case worker, once."""
+        fu = next((f for f in self.follow_ups if f.id == follow_up_id), None)
+        if fu is None or fu.due_notified_at is not None or not fu.is_open:
+            return
+        assert self.employment is not None
+        fu.due_notified_at = at
+        self.changed.append(fu)
+        self._record(ev.FOLLOW_UP_DUE, ev.FollowUpDuePayload(
+            participant_id=self.id, municipality_code=self.municipality_code,
+            assigned_to=self.assigned_to, offset_days=fu.offset_days, due_date=fu.due_date,
+            employment_start=self.employment.start))
+
+    def add_note(self, author: str, confidential: bool, at: datetime) -> NoteRef:
+        """A note on the case; the caller seals its text with the participant's key and
+        stores the two together."""
+        if self.erased:
+            raise RuleError(409, "Participant erased", "an erased participant takes no notes")
+        return NoteRef(id=uuid4(), participant_id=self.id, author=author,
+                       confidential=confidential, created_at=at)
+
+    def erase(self, at: datetime) -> bool:
+        """Erase the person's data for good; only a closed case. False when already erased."""
+        if self.erased:
+            return False
+        if self.stage != "closed":
+            raise RuleError(
+                409, "Case still open",
+                f"close the case before erasing the participant; it is {self.stage}",
+                current_stage=self.stage, allowed=["closed"],
+            )
+        self.erased_at, self.sealed = at, None
+        for fu in self.follow_ups:
+            if fu.is_open and fu.due_notified_at is None:
+                fu.cancelled_at = at
+                self.changed.append(fu)
+        self._record(ev.PARTICIPANT_ERASED, ev.ParticipantErasedPayload(
+            participant_id=self.id, municipality_code=self.municipality_code))
+        return True
+
+    # --- steps -------------------------------------------------------------------------
+
+    def _record(self, event_type: str, payload: BaseModel) -> None:
+        self.version += 1
+        self.events.append(Event(event_type, self.id, self.version, payload))
+
+    def _move(self, to: str, exit_reason: str | None, by: str, at: datetime) -> None:
+        self.added.append(StageChange(participant_id=self.id, from_stage=self.stage,
+                                      to_stage=to, exit_reason=exit_reason, at=at, by=by))
+        self._record(ev.PARTICIPANT_STAGE_CHANGED, ev.StageChangedPayload(
+            participant_id=self.id, municipality_code=self.municipality_code,
+            assigned_to=self.assigned_to, from_stage=self.stage, to_stage=to,
+            exit_reason=exit_reason))
+        self.stage, self.exit_reason = to, exit_reason
+        self.closed_at = at if to == "closed" else None
+
+    def _end(self, pl: Placement, reason: PlacementEndReason, on: date) -> None:
+        pl.status, pl.ended_on, pl.end_reason = "ended", on, reason
+        pl.version += 1
+        self.changed.append(pl)
+        self._record(ev.PLACEMENT_ENDED, ev.PlacementEndedPayload(
+            placement_id=pl.id, participant_id=self.id, company_id=pl.company_id,
+            municipality_code=self.municipality_code, assigned_to=self.assigned_to,
+            reason=reason, end=on))
+
+    def _end_employment(self, on: date, at: datetime) -> None:
+        """The job ended early: end it, and cancel its follow-ups not yet due."""
+        if self.employment is not None and self.employment.ended_on is None:
+            self.employment.ended_on = on
+            self.changed.append(self.employment)
+        for fu in self.follow_ups:
+            if fu.is_open and fu.due_notified_at is None:
+                fu.cancelled_at = at
+                self.changed.append(fu)

@@ -1,4 +1,4 @@
-"""Events casework consumes: the registry's company events, which build the company read model.
+"""Events casework consumes: the registry's company events, which keep the company read model.
 
 Each handler runs inside the transaction in which the consumer records the event
 in the inbox, so a redelivered event changes nothing; the read model keeps the
@@ -13,11 +13,6 @@ from asf_kit.consumer import EventConsumer
 from asf_kit.db import Conn
 from casework.service import Casework
 
-COMPANY_EVENTS = (
-    reg.COMPANY_REGISTERED, reg.COMPANY_UPDATED, reg.COMPANY_VERIFIED, reg.COMPANY_REJECTED,
-    reg.COMPANY_DEREGISTERED,
-)
-
 
 def register(consumer: EventConsumer, casework: Casework) -> None:
     """Attach every handler to the consumer."""
@@ -27,5 +22,7 @@ def register(consumer: EventConsumer, casework: Casework) -> None:
     ) -> None:
         await casework.apply_company(conn, event.aggregate_version, company)
 
-    for event_type in COMPANY_EVENTS:
+    # Every company event carries the whole company, including the verification that is
+    # expiring or expired: each one keeps the read model current.
+    for event_type in reg.COMPANY_EVENTS:
         consumer.on(event_type, 1, reg.CompanyPayload)(on_company)

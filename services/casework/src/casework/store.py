@@ -1,4 +1,5 @@
-"""Casework's SQL, all of it. Every function runs on the caller's connection and transaction."""
+"""Casework's SQL, all of it. Every function runs on the caller's connection and transaction,
+and loads or saves domain objects."""
 
 from __future__ import annotations
 
@@ -9,8 +10,21 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from asf_contracts.registry import CompanyPayload
 from asf_kit.db import Conn
+from casework.domain import (
+    Company,
+    Employment,
+    FlaggedPlacement,
+    FollowUp,
+    NoteRef,
+    Participant,
+    Placement,
+    Row,
+    SealedPersonalData,
+    StageChange,
+)
+from casework.outcomes import Exit, FollowUpCount, OutcomeCounts
+from casework.timeline import CaseHistory
 
 CHANGES_CHANNEL = "casework_changes"
 """PostgreSQL NOTIFY channel of case changes, read by `/stream` on every replica."""
@@ -18,7 +32,13 @@ CHANGES_CHANNEL = "casework_changes"
 # --- the company read model ------------------------------------------------------------
 
 
-async def upsert_company(conn: Conn, c: CompanyPayload, version: int) -> bool:
+def _company(r: asyncpg.Record) -> Company:
+    return Company(id=r["id"], name=r["name"], municipality_code=r["municipality_code"],
+                   status=r["status"], training_places=r["training_places"],
+                   version=r["version"])
+
+
+async def upsert_company(conn: Conn, c: Company) -> bool:
     """Keep the company at the newest version seen; True when this one was applied."""
     applied = await conn.fetchval(
         """
@@ -31,24 +51,25 @@ async def upsert_company(conn: Conn, c: CompanyPayload, version: int) -> bool:
         WHERE companies.version < EXCLUDED.version
         RETURNING true
         """,
-        c.id, c.name, c.municipality_code, c.status, c.training_places, version,
+        c.id, c.name, c.municipality_code, c.status, c.training_places, c.version,
     )
     return bool(applied)
 
 
-async def get_company(
-    conn: Conn, company_id: UUID, *, for_update: bool = False
-) -> asyncpg.Record | None:
+async def get_company(conn: Conn, company_id: UUID, *, for_update: bool = False
+                      ) -> Company | None:
     """The company as casework knows it; `for_update` serialises placements at it."""
     sql = ("SELECT id, name, municipality_code, status, training_places, version "
            "FROM companies WHERE id = $1")
-    return await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), company_id)
+    r = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), company_id)
+    return _company(r) if r is not None else None
 
 
-async def active_companies(conn: Conn) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT id, name, training_places FROM companies WHERE status = 'active' ORDER BY name, id"
-    )
+async def active_companies(conn: Conn) -> list[Company]:
+    rows = await conn.fetch(
+        "SELECT id, name, municipality_code, status, training_places, version FROM companies "
+        "WHERE status = 'active' ORDER BY name, id")
+    return [_company(r) for r in rows]
 
 
 async def count_active_placements(conn: Conn, company_id: UUID) -> int:
@@ -58,52 +79,279 @@ async def count_active_placements(conn: Conn, company_id: UUID) -> int:
     return int(n)
 
 
-# --- participants ---------------------------------------------------------------------
+async def flag_active_placements(
+    conn: Conn, company_id: UUID, reason: str, at: datetime
+) -> list[FlaggedPlacement]:
+    """Flag the active placements at a company not flagged yet; returns those flagged now."""
+    rows = await conn.fetch(
+        """
+        WITH flagged AS (
+            UPDATE placements SET flagged_at = $3, flag_reason = $2, version = version + 1
+            WHERE company_id = $1 AND status = 'active' AND flagged_at IS NULL
+            RETURNING id, participant_id
+        )
+        SELECT f.id, f.participant_id, p.municipality_code, p.assigned_to, p.stage
+        FROM flagged f JOIN participants p ON p.id = f.participant_id
+        ORDER BY f.id
+        """,
+        company_id, reason, at,
+    )
+    return [FlaggedPlacement(placement_id=r["id"], participant_id=r["participant_id"],
+                             municipality_code=r["municipality_code"],
+                             assigned_to=r["assigned_to"], stage=r["stage"]) for r in rows]
 
-_CASE = """
+
+# --- participants: loading -------------------------------------------------------------
+
+_PARTICIPANT = """
 SELECT p.id, p.municipality_code, p.referral_source, p.assigned_to, p.stage, p.exit_reason,
-       p.referred_at, p.closed_at, p.erased_at, p.version, p.personal,
-       e.id AS employment_id, e.form AS employment_form, e.employer_company_id,
-       e.employer_name, e.start AS employment_start, e.ended_on AS employment_ended_on,
-       coalesce((SELECT array_agg(pl.id ORDER BY pl.created_at) FROM placements pl
-                 WHERE pl.participant_id = p.id AND pl.status = 'active'),
-                '{}'::uuid[]) AS active_placement_ids
-FROM participants p
-LEFT JOIN LATERAL (
-    SELECT * FROM employments e WHERE e.participant_id = p.id
-    ORDER BY e.created_at DESC LIMIT 1
-) e ON true
+       p.referred_at, p.closed_at, p.erased_at, p.created_by, p.version,
+       (SELECT coalesce(json_agg(x ORDER BY x.created_at, x.id), '[]') FROM (
+            SELECT pl.*, c.name AS company_name FROM placements pl
+            LEFT JOIN companies c ON c.id = pl.company_id
+            WHERE pl.participant_id = p.id) x) AS placements,
+       (SELECT row_to_json(e) FROM employments e WHERE e.participant_id = p.id
+        ORDER BY e.created_at DESC LIMIT 1) AS employment,
+       (SELECT coalesce(json_agg(f ORDER BY f.offset_days), '[]') FROM follow_ups f
+        WHERE f.employment_id = (SELECT e.id FROM employments e WHERE e.participant_id = p.id
+                                 ORDER BY e.created_at DESC LIMIT 1)) AS follow_ups
+"""
+_FROM = " FROM participants p "
+_WITH_PERSONAL = """, p.personal, k.key_id AS wrapped_key_id, k.wrapped
+FROM participants p LEFT JOIN participant_keys k ON k.participant_id = p.id
 """
 
 
-async def insert_participant(
-    conn: Conn, *, id: UUID, municipality_code: str, referral_source: str,
-    assigned_to: str, referred_at: datetime, personal: bytes, identity_hash: bytes,
-    key_id: str, created_by: str,
-) -> None:
+def _participant(r: asyncpg.Record) -> Participant:
+    employment = r["employment"]  # json columns arrive decoded (asf_kit.db)
+    sealed = None
+    if "personal" in r and r["personal"] is not None and r["wrapped"] is not None:
+        sealed = SealedPersonalData(bytes(r["personal"]), r["wrapped_key_id"],
+                                    bytes(r["wrapped"]))
+    return Participant(
+        id=r["id"], municipality_code=r["municipality_code"],
+        referral_source=r["referral_source"], assigned_to=r["assigned_to"], stage=r["stage"],
+        exit_reason=r["exit_reason"], referred_at=r["referred_at"], closed_at=r["closed_at"],
+        erased_at=r["erased_at"], created_by=r["created_by"], version=r["version"],
+        placements=[Placement.model_validate(x) for x in r["placements"]],
+        employment=Employment.model_validate(employment) if employment else None,
+        follow_ups=[FollowUp.model_validate(x) for x in r["follow_ups"]],
+        sealed=sealed,
+    )
+
+
+async def load_participant(conn: Conn, participant_id: UUID, *, lock: bool = False,
+                           personal: bool = False) -> Participant | None:
+    """The participant's case; `lock` for a change, `personal` to read their sealed data."""
+    sql = _PARTICIPANT + (_WITH_PERSONAL if personal else _FROM) + " WHERE p.id = $1"
+    r = await conn.fetchrow(sql + (" FOR UPDATE OF p" if lock else ""), participant_id)
+    return _participant(r) if r is not None else None
+
+
+async def list_participants(
+    conn: Conn, *, municipality_code: str, stage: str | None,
+    company_id: UUID | None, assigned_to: str | None, after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[Participant]:
+    """One page in referral order; `after` is the (referred_at, id) the last page ended on."""
+    rows = await conn.fetch(
+        _PARTICIPANT + _FROM + """
+        WHERE p.municipality_code = $1
+          AND ($2::text IS NULL OR p.stage = $2)
+          AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM placements x WHERE
+                 x.participant_id = p.id AND x.company_id = $3 AND x.status = 'active'))
+          AND ($4::text IS NULL OR p.assigned_to = $4)
+          AND ($5::timestamptz IS NULL OR (p.referred_at, p.id) > ($5, $6::uuid))
+        ORDER BY p.referred_at, p.id
+        LIMIT $7
+        """,
+        municipality_code, stage, company_id, assigned_to,
+        after[0] if after else None, after[1] if after else None, limit,
+    )
+    return [_participant(r) for r in rows]
+
+
+async def find_participants(conn: Conn, municipality_code: str,
+                            hashes: list[bytes]) -> list[Participant]:
+    """Every case, open or closed, of the same person in the same municipality."""
+    rows = await conn.fetch(
+        _PARTICIPANT + _FROM + """
+        WHERE p.municipality_code = $1 AND p.identity_hash = ANY($2::bytea[])
+        ORDER BY p.referred_at, p.id
+        """,
+        municipality_code, hashes,
+    )
+    return [_participant(r) for r in rows]
+
+
+async def find_open_case(conn: Conn, municipality_code: str, hashes: list[bytes]) -> UUID | None:
+    """The open case of the same person in the same municipality, if there is one."""
+    value = await conn.fetchval(
+        """
+        SELECT id FROM participants
+        WHERE municipality_code = $1 AND identity_hash = ANY($2::bytea[]) AND stage <> 'closed'
+        LIMIT 1
+        """,
+        municipality_code, hashes,
+    )
+    return value if isinstance(value, UUID) else None
+
+
+async def participant_of_placement(conn: Conn, placement_id: UUID) -> UUID | None:
+    value = await conn.fetchval("SELECT participant_id FROM placements WHERE id = $1",
+                                placement_id)
+    return value if isinstance(value, UUID) else None
+
+
+async def municipality_of(conn: Conn, participant_id: UUID) -> str | None:
+    value = await conn.fetchval("SELECT municipality_code FROM participants WHERE id = $1",
+                                participant_id)
+    return value if isinstance(value, str) else None
+
+
+async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, bytes]]:
+    """Everything recorded about the case, and each note's sealed text."""
+    stages = await conn.fetch(
+        "SELECT participant_id, from_stage, to_stage, exit_reason, at, by FROM stage_changes "
+        "WHERE participant_id = $1 ORDER BY id", p.id)
+    placements = await conn.fetch(
+        "SELECT pl.*, c.name AS company_name FROM placements pl "
+        "LEFT JOIN companies c ON c.id = pl.company_id "
+        "WHERE pl.participant_id = $1 ORDER BY pl.created_at, pl.id", p.id)
+    employments = await conn.fetch(
+        "SELECT * FROM employments WHERE participant_id = $1 ORDER BY created_at", p.id)
+    follow_ups = await conn.fetch(
+        "SELECT * FROM follow_ups WHERE participant_id = $1 ORDER BY due_date, offset_days", p.id)
+    notes = await conn.fetch(
+        "SELECT * FROM notes WHERE participant_id = $1 ORDER BY created_at, id", p.id)
+    return CaseHistory(
+        assigned_to=p.assigned_to,
+        stage_changes=[StageChange(**dict(r)) for r in stages],
+        placements=[Placement(**dict(r)) for r in placements],
+        employments=[Employment(**dict(r)) for r in employments],
+        follow_ups=[FollowUp(**dict(r)) for r in follow_ups],
+        notes=[NoteRef(**{k: r[k] for k in NoteRef.model_fields}) for r in notes],
+    ), {r["id"]: bytes(r["sealed"]) for r in notes if r["sealed"] is not None}
+
+
+# --- participants: saving --------------------------------------------------------------
+
+
+async def add_participant(conn: Conn, p: Participant, sealed: SealedPersonalData,
+                          identity_hash: bytes) -> None:
+    """A new participant with their sealed data and wrapped key, and what the referral added."""
     await conn.execute(
         """
         INSERT INTO participants (id, municipality_code, referral_source, assigned_to, stage,
             referred_at, personal, identity_hash, key_id, created_by, version, updated_at)
-        VALUES ($1, $2, $3, $4, 'referred', $5, $6, $7, $8, $9, 0, $5)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $6)
         """,
-        id, municipality_code, referral_source, assigned_to, referred_at, personal,
-        identity_hash, key_id, created_by,
+        p.id, p.municipality_code, p.referral_source, p.assigned_to, p.stage, p.referred_at,
+        sealed.document, identity_hash, sealed.key_id, p.created_by, p.version,
     )
-
-
-async def insert_key(conn: Conn, participant_id: UUID, key_id: str,
-                     wrapped: bytes) -> None:
     await conn.execute(
         "INSERT INTO participant_keys (participant_id, key_id, wrapped) VALUES ($1, $2, $3)",
-        participant_id, key_id, wrapped,
+        p.id, sealed.key_id, sealed.wrapped_key,
+    )
+    await _save_rows(conn, p)
+
+
+async def save_participant(conn: Conn, p: Participant) -> None:
+    """The case as the aggregate has it now, and every row it added or changed."""
+    await conn.execute(
+        """
+        UPDATE participants SET referral_source = $2, assigned_to = $3, stage = $4,
+            exit_reason = $5, closed_at = $6, erased_at = $7, version = $8, updated_at = now()
+        WHERE id = $1
+        """,
+        p.id, p.referral_source, p.assigned_to, p.stage, p.exit_reason, p.closed_at,
+        p.erased_at, p.version,
+    )
+    await _save_rows(conn, p)
+
+
+async def _save_rows(conn: Conn, p: Participant) -> None:
+    added: dict[type[Row], list[Any]] = {}
+    for row in p.added:
+        added.setdefault(type(row), []).append(row)
+    changed = {id(row): row for row in p.changed}.values()
+    p.added, p.changed = [], []
+    if rows := added.get(StageChange):
+        await conn.executemany(
+            "INSERT INTO stage_changes (participant_id, from_stage, to_stage, exit_reason, at, "
+            "by) VALUES ($1, $2, $3, $4, $5, $6)",
+            [(s.participant_id, s.from_stage, s.to_stage, s.exit_reason, s.at, s.by)
+             for s in rows])
+    if rows := added.get(Placement):
+        await conn.executemany(
+            "INSERT INTO placements (id, participant_id, company_id, kind, start, planned_end, "
+            "hours_per_week, status, created_by, created_at, version) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            [(x.id, x.participant_id, x.company_id, x.kind, x.start, x.planned_end,
+              x.hours_per_week, x.status, x.created_by, x.created_at, x.version) for x in rows])
+    if rows := added.get(Employment):
+        await conn.executemany(
+            "INSERT INTO employments (id, participant_id, form, employer_company_id, "
+            "employer_name, start, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [(e.id, e.participant_id, e.form, e.employer_company_id, e.employer_name, e.start,
+              e.created_at) for e in rows])
+    if rows := added.get(FollowUp):
+        await conn.executemany(
+            "INSERT INTO follow_ups (id, participant_id, employment_id, offset_days, due_date) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(f.id, f.participant_id, f.employment_id, f.offset_days, f.due_date) for f in rows])
+    for row in changed:
+        if isinstance(row, Placement):
+            await conn.execute(
+                "UPDATE placements SET status = $2, ended_on = $3, end_reason = $4, "
+                "version = $5 WHERE id = $1",
+                row.id, row.status, row.ended_on, row.end_reason, row.version)
+        elif isinstance(row, Employment):
+            await conn.execute("UPDATE employments SET ended_on = $2 WHERE id = $1",
+                               row.id, row.ended_on)
+        elif isinstance(row, FollowUp):
+            await conn.execute(
+                "UPDATE follow_ups SET due_notified_at = $2, cancelled_at = $3, "
+                "recorded_at = $4, recorded_by = $5, still_employed = $6 WHERE id = $1",
+                row.id, row.due_notified_at, row.cancelled_at, row.recorded_at,
+                row.recorded_by, row.still_employed)
+
+
+async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
+    """Erasure: destroy the data key and null every sealed column; the figures stay."""
+    await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
+    await conn.execute("UPDATE notes SET sealed = NULL WHERE participant_id = $1", participant_id)
+    await conn.execute(
+        "UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL "
+        "WHERE id = $1", participant_id)
+
+
+async def insert_note(conn: Conn, note: NoteRef, sealed: bytes) -> None:
+    await conn.execute(
+        """
+        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        """,
+        note.id, note.participant_id, note.author, note.confidential, sealed, note.created_at,
     )
 
 
-async def get_key(conn: Conn, participant_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT key_id, wrapped FROM participant_keys WHERE participant_id = $1", participant_id
-    )
+async def backdate_case(conn: Conn, participant_id: UUID, days: int) -> None:
+    """Move a case's referral `days` back in time (demo data only)."""
+    await conn.execute(
+        "UPDATE participants SET referred_at = referred_at - make_interval(days => $2) "
+        "WHERE id = $1", participant_id, days)
+    await conn.execute(
+        "UPDATE stage_changes SET at = at - make_interval(days => $2) "
+        "WHERE participant_id = $1 AND from_stage IS NULL", participant_id, days)
+
+
+async def notify_change(conn: Conn, change: dict[str, Any]) -> None:
+    """Tell every replica's `/stream` about a change; PostgreSQL delivers it on commit."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, orjson.dumps(change).decode())
+
+
+# --- keys ------------------------------------------------------------------------------
 
 
 async def keys_not_under(conn: Conn, key_id: str, limit: int) -> list[asyncpg.Record]:
@@ -131,294 +379,26 @@ async def rewrap_key(conn: Conn, participant_id: UUID, key_id: str,
     )
 
 
-async def find_open_case(
-    conn: Conn, municipality_code: str, hashes: list[bytes]
-) -> UUID | None:
-    """The open case of the same person in the same municipality, if there is one."""
-    value = await conn.fetchval(
-        """
-        SELECT id FROM participants
-        WHERE municipality_code = $1 AND identity_hash = ANY($2::bytea[]) AND stage <> 'closed'
-        LIMIT 1
-        """,
-        municipality_code, hashes,
-    )
-    return value if isinstance(value, UUID) else None
+async def get_key(conn: Conn, participant_id: UUID) -> tuple[str, bytes] | None:
+    r = await conn.fetchrow(
+        "SELECT key_id, wrapped FROM participant_keys WHERE participant_id = $1", participant_id)
+    return (r["key_id"], bytes(r["wrapped"])) if r is not None else None
 
 
-async def find_cases(
-    conn: Conn, municipality_code: str, hashes: list[bytes]
-) -> list[asyncpg.Record]:
-    """Every case, open or closed, of the same person in the same municipality."""
-    return await conn.fetch(
-        _CASE + """
-        WHERE p.municipality_code = $1 AND p.identity_hash = ANY($2::bytea[])
-        ORDER BY p.referred_at, p.id
-        """,
-        municipality_code, hashes,
-    )
+# --- follow-ups due --------------------------------------------------------------------
 
 
-async def get_case(conn: Conn, participant_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(_CASE + " WHERE p.id = $1", participant_id)
-
-
-async def lock_participant(conn: Conn, participant_id: UUID) -> asyncpg.Record | None:
-    """The participant row, locked for the change the caller is about to make."""
-    return await conn.fetchrow(
-        """
-        SELECT id, municipality_code, assigned_to, stage, version, erased_at
-        FROM participants WHERE id = $1 FOR UPDATE
-        """,
-        participant_id,
-    )
-
-
-async def list_cases(
-    conn: Conn, *, municipality_code: str, stage: str | None,
-    company_id: UUID | None, assigned_to: str | None, after: tuple[datetime, UUID] | None,
-    limit: int,
-) -> list[asyncpg.Record]:
-    """One page in referral order; `after` is the (referred_at, id) the last page ended on."""
-    return await conn.fetch(
-        _CASE + """
-        WHERE p.municipality_code = $1
-          AND ($2::text IS NULL OR p.stage = $2)
-          AND ($3::uuid IS NULL OR EXISTS (SELECT 1 FROM placements x WHERE
-                 x.participant_id = p.id AND x.company_id = $3 AND x.status = 'active'))
-          AND ($4::text IS NULL OR p.assigned_to = $4)
-          AND ($5::timestamptz IS NULL OR (p.referred_at, p.id) > ($5, $6::uuid))
-        ORDER BY p.referred_at, p.id
-        LIMIT $7
-        """,
-        municipality_code, stage, company_id, assigned_to,
-        after[0] if after else None, after[1] if after else None, limit,
-    )
-
-
-async def set_stage(
-    conn: Conn, participant_id: UUID, stage: str, exit_reason: str | None,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        """
-        UPDATE participants SET stage = $2, exit_reason = $3,
-            closed_at = CASE WHEN $2 = 'closed' THEN $4::timestamptz END, updated_at = $4
-        WHERE id = $1
-        """,
-        participant_id, stage, exit_reason, at,
-    )
-
-
-async def advance_version(
-    conn: Conn, participant_id: UUID, events: int, at: datetime
-) -> int:
-    """Count `events` more events of the case; returns the new version.
-
-    A case's version is the number of events it has published, so each event
-    carries its own `aggregate_version` and projections can order them.
-    """
-    version = await conn.fetchval(
-        "UPDATE participants SET version = version + $2, updated_at = $3 WHERE id = $1 "
-        "RETURNING version",
-        participant_id, events, at,
-    )
-    return int(version)
-
-
-async def erase_participant(conn: Conn, participant_id: UUID, at: datetime) -> None:
-    """Null the personal columns and shred the data key; the figures stay."""
-    await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
-    await conn.execute("UPDATE notes SET sealed = NULL WHERE participant_id = $1", participant_id)
-    await conn.execute(
-        """
-        UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL,
-            erased_at = $2, updated_at = $2
-        WHERE id = $1
-        """,
-        participant_id, at,
-    )
-
-
-async def backdate_case(conn: Conn, participant_id: UUID, days: int) -> None:
-    """Move a case's referral `days` back in time (demo data only)."""
-    await conn.execute(
-        "UPDATE participants SET referred_at = referred_at - make_interval(days => $2) "
-        "WHERE id = $1", participant_id, days)
-    await conn.execute(
-        "UPDATE stage_changes SET at = at - make_interval(days => $2) "
-        "WHERE participant_id = $1 AND from_stage IS NULL", participant_id, days)
-
-
-async def insert_stage_change(
-    conn: Conn, participant_id: UUID, from_stage: str | None, to_stage: str,
-    exit_reason: str | None, at: datetime, by: str,
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO stage_changes (participant_id, from_stage, to_stage, exit_reason, at, by)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        """,
-        participant_id, from_stage, to_stage, exit_reason, at, by,
-    )
-
-
-async def notify_change(conn: Conn, change: dict[str, Any]) -> None:
-    """Tell every replica's `/stream` about a change; PostgreSQL delivers it on commit."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, orjson.dumps(change).decode())
-
-
-# --- placements -----------------------------------------------------------------------
-
-_PLACEMENT = """
-SELECT pl.id, pl.participant_id, pl.company_id, c.name AS company_name, pl.kind, pl.start,
-       pl.planned_end, pl.hours_per_week, pl.status, pl.ended_on, pl.end_reason,
-       pl.flagged_at, pl.flag_reason, pl.version,
-       p.municipality_code, p.assigned_to
-FROM placements pl
-JOIN participants p ON p.id = pl.participant_id
-LEFT JOIN companies c ON c.id = pl.company_id
-"""
-
-
-async def insert_placement(
-    conn: Conn, *, id: UUID, participant_id: UUID, company_id: UUID, kind: str,
-    start: date, planned_end: date | None, hours_per_week: float | None, created_by: str,
-    at: datetime,
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO placements (id, participant_id, company_id, kind, start, planned_end,
-            hours_per_week, status, created_by, created_at, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $9, 1)
-        """,
-        id, participant_id, company_id, kind, start, planned_end, hours_per_week, created_by, at,
-    )
-
-
-async def get_placement(conn: Conn, placement_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(_PLACEMENT + " WHERE pl.id = $1", placement_id)
-
-
-async def active_placements(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        _PLACEMENT + " WHERE pl.participant_id = $1 AND pl.status = 'active' "
-        "ORDER BY pl.created_at", participant_id,
-    )
-
-
-async def placements_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        _PLACEMENT + " WHERE pl.participant_id = $1 ORDER BY pl.created_at", participant_id
-    )
-
-
-async def end_placement(
-    conn: Conn, placement_id: UUID, ended_on: date, reason: str
-) -> None:
-    await conn.execute(
-        """
-        UPDATE placements SET status = 'ended', ended_on = $2, end_reason = $3,
-            version = version + 1
-        WHERE id = $1 AND status = 'active'
-        """,
-        placement_id, ended_on, reason,
-    )
-
-
-async def flag_active_placements(
-    conn: Conn, company_id: UUID, reason: str, at: datetime
-) -> list[asyncpg.Record]:
-    """Flag the active placements at a company not flagged yet; returns those flagged now."""
-    return await conn.fetch(
-        """
-        WITH flagged AS (
-            UPDATE placements SET flagged_at = $3, flag_reason = $2, version = version + 1
-            WHERE company_id = $1 AND status = 'active' AND flagged_at IS NULL
-            RETURNING id, participant_id
-        )
-        SELECT f.id, f.participant_id, p.municipality_code, p.assigned_to, p.stage
-        FROM flagged f JOIN participants p ON p.id = f.participant_id
-        ORDER BY f.id
-        """,
-        company_id, reason, at,
-    )
-
-
-# --- employments and follow-ups -------------------------------------------------------
-
-
-async def insert_employment(
-    conn: Conn, *, id: UUID, participant_id: UUID, form: str,
-    employer_company_id: UUID | None, employer_name: str | None, start: date, at: datetime,
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO employments (id, participant_id, form, employer_company_id, employer_name,
-            start, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        """,
-        id, participant_id, form, employer_company_id, employer_name, start, at,
-    )
-
-
-async def end_current_employment(
-    conn: Conn, participant_id: UUID, ended_on: date, at: datetime
-) -> None:
-    """The job ended early: end it and cancel its follow-ups not yet due."""
-    ids = await conn.fetch(
-        "UPDATE employments SET ended_on = $2 WHERE participant_id = $1 AND ended_on IS NULL "
-        "RETURNING id",
-        participant_id, ended_on,
-    )
-    await conn.execute(
-        """
-        UPDATE follow_ups SET cancelled_at = $2
-        WHERE employment_id = ANY($1::uuid[]) AND due_notified_at IS NULL
-          AND recorded_at IS NULL AND cancelled_at IS NULL
-        """,
-        [r["id"] for r in ids], at,
-    )
-
-
-async def insert_follow_ups(
-    conn: Conn, rows: list[tuple[UUID, UUID, UUID, int, date]]
-) -> None:
-    """(id, participant_id, employment_id, offset_days, due_date) each."""
-    await conn.executemany(
-        """
-        INSERT INTO follow_ups (id, participant_id, employment_id, offset_days, due_date)
-        VALUES ($1, $2, $3, $4, $5)
-        """,
-        rows,
-    )
-
-
-async def cancel_follow_ups(conn: Conn, participant_id: UUID, at: datetime) -> None:
-    await conn.execute(
-        """
-        UPDATE follow_ups SET cancelled_at = $2
-        WHERE participant_id = $1 AND due_notified_at IS NULL AND recorded_at IS NULL
-          AND cancelled_at IS NULL
-        """,
-        participant_id, at,
-    )
-
-
-async def claim_due_follow_ups(
-    conn: Conn, today: date, limit: int
-) -> list[asyncpg.Record]:
-    """Due follow-ups nobody has announced yet, locked so two sweeps never take the same.
+async def claim_due_follow_ups(conn: Conn, today: date, limit: int) -> list[tuple[UUID, UUID]]:
+    """(participant, follow-up) of due follow-ups nobody has announced yet, locked so two
+    sweeps never take the same.
 
     The participant rows are locked too (skipping busy ones), in the same order a
     request takes them, so a sweep and a request never wait on each other in a circle.
     """
-    return await conn.fetch(
+    rows = await conn.fetch(
         """
-        SELECT f.id, f.participant_id, f.offset_days, f.due_date, e.start AS employment_start,
-               p.municipality_code, p.assigned_to, p.stage
+        SELECT f.id, f.participant_id
         FROM follow_ups f
-        JOIN employments e ON e.id = f.employment_id
         JOIN participants p ON p.id = f.participant_id
         WHERE f.due_date <= $1 AND f.due_notified_at IS NULL AND f.cancelled_at IS NULL
         ORDER BY f.due_date, f.id
@@ -427,85 +407,10 @@ async def claim_due_follow_ups(
         """,
         today, limit,
     )
+    return [(r["participant_id"], r["id"]) for r in rows]
 
 
-async def mark_follow_up_notified(conn: Conn, follow_up_id: UUID,
-                                  at: datetime) -> None:
-    await conn.execute("UPDATE follow_ups SET due_notified_at = $2 WHERE id = $1",
-                       follow_up_id, at)
-
-
-async def follow_up_to_record(
-    conn: Conn, participant_id: UUID, offset_days: int | None
-) -> asyncpg.Record | None:
-    """The follow-up of the latest employment with that offset (or the earliest open one)."""
-    return await conn.fetchrow(
-        """
-        SELECT f.* FROM follow_ups f
-        WHERE f.employment_id = (SELECT id FROM employments WHERE participant_id = $1
-                                 ORDER BY created_at DESC LIMIT 1)
-          AND ($2::integer IS NULL OR f.offset_days = $2)
-          AND ($2::integer IS NOT NULL OR (f.recorded_at IS NULL AND f.cancelled_at IS NULL))
-        ORDER BY f.offset_days LIMIT 1
-        FOR UPDATE
-        """,
-        participant_id, offset_days,
-    )
-
-
-async def record_follow_up(
-    conn: Conn, follow_up_id: UUID, still_employed: bool, by: str, at: datetime
-) -> asyncpg.Record:
-    row = await conn.fetchrow(
-        """
-        UPDATE follow_ups SET still_employed = $2, recorded_by = $3, recorded_at = $4
-        WHERE id = $1 RETURNING *
-        """,
-        follow_up_id, still_employed, by, at,
-    )
-    assert row is not None
-    return row
-
-
-async def follow_ups_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM follow_ups WHERE participant_id = $1 ORDER BY due_date, offset_days",
-        participant_id,
-    )
-
-
-async def employments_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM employments WHERE participant_id = $1 ORDER BY created_at", participant_id
-    )
-
-
-async def stage_changes_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM stage_changes WHERE participant_id = $1 ORDER BY id", participant_id
-    )
-
-
-# --- notes and the access log ---------------------------------------------------------
-
-
-async def insert_note(
-    conn: Conn, *, id: UUID, participant_id: UUID, author: str,
-    confidential: bool, sealed: bytes, at: datetime,
-) -> None:
-    await conn.execute(
-        """
-        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        """,
-        id, participant_id, author, confidential, sealed, at,
-    )
-
-
-async def notes_of(conn: Conn, participant_id: UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM notes WHERE participant_id = $1 ORDER BY created_at, id", participant_id
-    )
+# --- the access log --------------------------------------------------------------------
 
 
 async def log_access(conn: Conn, participant_ids: list[UUID], actor: str,
@@ -517,11 +422,6 @@ async def log_access(conn: Conn, participant_ids: list[UUID], actor: str,
             "SELECT unnest($1::uuid[]), $2, $3",
             participant_ids, actor, action,
         )
-
-
-async def participant_exists(conn: Conn, participant_id: UUID) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM participants WHERE id = $1",
-                                    participant_id))
 
 
 async def access_log(
@@ -546,45 +446,22 @@ _IN_PERIOD = """
 """
 
 
-async def stats_referred_by_stage(
-    conn: Conn, municipality: str | None, start: date | None, end: date | None
-) -> list[asyncpg.Record]:
-    """The current stage of every case referred in the period."""
-    return await conn.fetch(
+async def outcome_counts(conn: Conn, municipality: str | None, start: date | None,
+                         end: date | None, today: date) -> OutcomeCounts:
+    """The counts the outcome figures are made of (see `casework.outcomes`)."""
+    args = (municipality, start, end)
+    stages = await conn.fetch(
         "SELECT p.stage, count(*) AS n FROM participants p WHERE "
-        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY p.stage",
-        municipality, start, end,
-    )
-
-
-async def stats_employments_by_form(
-    conn: Conn, municipality: str | None, start: date | None, end: date | None
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
+        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY p.stage", *args)
+    forms = await conn.fetch(
         "SELECT e.form, count(*) AS n FROM employments e "
         "JOIN participants p ON p.id = e.participant_id WHERE "
-        + _IN_PERIOD.format(at="e.start") + " GROUP BY e.form",
-        municipality, start, end,
-    )
-
-
-async def stats_exits(
-    conn: Conn, municipality: str | None, start: date | None, end: date | None
-) -> list[asyncpg.Record]:
-    """Each case closed in the period: the stage it left from and the reason."""
-    return await conn.fetch(
+        + _IN_PERIOD.format(at="e.start") + " GROUP BY e.form", *args)
+    exits = await conn.fetch(
         "SELECT s.from_stage, s.exit_reason, count(*) AS n FROM stage_changes s "
         "JOIN participants p ON p.id = s.participant_id WHERE s.to_stage = 'closed' AND "
-        + _IN_PERIOD.format(at="s.at") + " GROUP BY s.from_stage, s.exit_reason",
-        municipality, start, end,
-    )
-
-
-async def stats_median_days_to_employment(
-    conn: Conn, municipality: str | None, start: date | None, end: date | None
-) -> float | None:
-    """Median days from referral to the first employment, for first employments in the period."""
-    value = await conn.fetchval(
+        + _IN_PERIOD.format(at="s.at") + " GROUP BY s.from_stage, s.exit_reason", *args)
+    median = await conn.fetchval(
         """
         WITH first AS (
             SELECT DISTINCT ON (e.participant_id) e.participant_id, e.start
@@ -592,17 +469,8 @@ async def stats_median_days_to_employment(
         )
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.start - p.referred_at::date)
         FROM first f JOIN participants p ON p.id = f.participant_id WHERE
-        """ + _IN_PERIOD.format(at="f.start"),
-        municipality, start, end,
-    )
-    return float(value) if value is not None else None
-
-
-async def stats_follow_ups(
-    conn: Conn, municipality: str | None, start: date | None, end: date | None,
-    today: date,
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
+        """ + _IN_PERIOD.format(at="f.start"), *args)
+    follow_ups = await conn.fetch(
         "SELECT f.offset_days, "
         "count(*) FILTER (WHERE f.due_date <= $4) AS due, "
         "count(*) FILTER (WHERE f.recorded_at IS NOT NULL) AS recorded, "
@@ -610,5 +478,12 @@ async def stats_follow_ups(
         "FROM follow_ups f JOIN participants p ON p.id = f.participant_id "
         "WHERE f.cancelled_at IS NULL AND "
         + _IN_PERIOD.format(at="f.due_date") + " GROUP BY f.offset_days ORDER BY f.offset_days",
-        municipality, start, end, today,
+        *args, today)
+    return OutcomeCounts(
+        by_stage={r["stage"]: r["n"] for r in stages},
+        employed_by_form={r["form"]: r["n"] for r in forms},
+        exits=[Exit(r["from_stage"], r["exit_reason"], r["n"]) for r in exits],
+        median_days_to_employment=float(median) if median is not None else None,
+        follow_ups=[FollowUpCount(r["offset_days"], r["due"], r["recorded"],
+                                  r["still_employed"]) for r in follow_ups],
     )

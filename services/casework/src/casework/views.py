@@ -1,21 +1,17 @@
-"""What casework returns over HTTP. Only `Participant` carries personal data."""
+"""What casework returns over HTTP besides the domain's own parts (placements, follow-ups).
+Only `ParticipantView` carries personal data."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from casework.domain import Employment, NoteRef, Participant
 
-class Employment(BaseModel):
-    id: UUID
-    form: str
-    employer_company_id: UUID | None
-    employer_name: str | None
-    start: date
-    ended_on: date | None
+PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "phone", "email")
 
 
 class Case(BaseModel):
@@ -32,11 +28,21 @@ class Case(BaseModel):
     erased_at: datetime | None
     employment: Employment | None = Field(description="The current or last employment")
     active_placement_ids: list[UUID]
-    version: int = Field(description="Grows with every change; the number of events the case "
-                         "has published, each carrying its own version")
+    version: int = Field(description="Grows with every change of the case; each event the "
+                         "case publishes carries the version it produced")
+
+    @classmethod
+    def of(cls, p: Participant) -> Case:
+        return cls(
+            id=p.id, municipality_code=p.municipality_code, referral_source=p.referral_source,
+            assigned_to=p.assigned_to, stage=p.stage, exit_reason=p.exit_reason,
+            referred_at=p.referred_at, closed_at=p.closed_at, erased_at=p.erased_at,
+            employment=p.employment, active_placement_ids=[pl.id for pl in p.active_placements],
+            version=p.version,
+        )
 
 
-class Participant(Case):
+class ParticipantView(Case):
     """The case with the person's data; returned by GET /participants/{id} and on create.
 
     The personal fields are null once the participant has been erased.
@@ -48,52 +54,15 @@ class Participant(Case):
     phone: str | None
     email: str | None
 
-
-class Placement(BaseModel):
-    id: UUID
-    participant_id: UUID
-    company_id: UUID
-    company_name: str | None
-    kind: str
-    start: date
-    planned_end: date | None
-    hours_per_week: float | None
-    status: str
-    ended_on: date | None
-    end_reason: str | None
-    flagged_at: datetime | None
-    flag_reason: str | None
-    version: int
+    @classmethod
+    def with_personal(cls, p: Participant, personal: dict[str, Any] | None) -> ParticipantView:
+        fields = dict.fromkeys(PERSONAL_FIELDS)
+        fields.update(personal or {})
+        return cls(**Case.of(p).model_dump(), **fields)
 
 
-class FollowUp(BaseModel):
-    id: UUID
-    participant_id: UUID
-    employment_id: UUID
-    offset_days: int
-    due_date: date
-    due_notified_at: datetime | None
-    cancelled_at: datetime | None
-    recorded_at: datetime | None
-    still_employed: bool | None
-
-
-class Note(BaseModel):
-    id: UUID
-    participant_id: UUID
-    author: str
-    confidential: bool
+class Note(NoteRef):
     text: str | None = Field(description="Null for a confidential note the caller may not read")
-    created_at: datetime
-
-
-class TimelineItem(BaseModel):
-    """One thing that happened on the case, oldest first."""
-
-    at: datetime
-    kind: str = Field(examples=["stage_changed", "placement_started", "note"])
-    by: str | None
-    details: dict[str, Any]
 
 
 class AccessLogEntry(BaseModel):
@@ -102,34 +71,3 @@ class AccessLogEntry(BaseModel):
     actor: str
     action: str
     at: datetime
-
-
-class StageCount(BaseModel):
-    stage: str
-    count: int
-
-
-class FollowUpOutcome(BaseModel):
-    offset_days: int
-    due: int = Field(description="Follow-ups due in the period (not cancelled)")
-    recorded: int
-    still_employed: int
-    share_still_employed: float | None = Field(description="still_employed / recorded")
-
-
-class Outcomes(BaseModel):
-    """Aggregates only: counts of cases, never a person."""
-
-    municipality_code: str | None
-    period_from: date | None
-    period_to: date | None
-    referred: int
-    by_stage: dict[str, int]
-    employed_by_form: dict[str, int]
-    exits_by_reason: dict[str, int]
-    left_programme: int
-    left_for_work: int
-    left_for_studies: int
-    share_left_for_work_or_studies: float | None
-    median_days_referral_to_employment: float | None
-    follow_ups: list[FollowUpOutcome]
