@@ -4,6 +4,7 @@ test_rolling_migrations.py runs the previous release's copy of this file against
 previous release's process, before and after the newest migrations are applied.
 
 Plain HTTP (httpx) and the standard library only: it runs against other releases' code.
+Keep the keys of the dict it returns: the next release's copy reads them (`earlier`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ runs the previous release's copy of this file against the previous release's pro
 before and after the newest migrations are applied.
 
 Plain HTTP (httpx) and the standard library only: it runs against other releases' code.
+Keep the keys of the dict it returns: the next release's copy reads them (`earlier`).
 `publish(routing_key, body, message_id)` puts an event on the exchange.
 """
 

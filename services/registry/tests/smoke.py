@@ -4,6 +4,7 @@ copy of this file against the previous release's process, before and after the n
 migrations are applied, so keep it to what every release must still do.
 
 Plain HTTP (httpx) and the standard library only: it runs against other releases' code.
+Keep the keys of the dict it returns: the next release's copy reads them (`earlier`).
 """
 
 from __future__ import annotations
