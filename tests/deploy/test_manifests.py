@@ -133,7 +133,10 @@ def _default(obj: Any, *names: str) -> float:
 def drain_seconds(unit: str) -> float:
     """How long the service may take to stop after SIGTERM, read from the code: uvicorn's
     graceful HTTP shutdown, then the lifespan's longest stop (relay flush, SMTP sends)."""
-    cli = (ROOT / "kit" / "src" / "asf_kit" / "cli.py").read_text()
+    own_cli = ROOT / "services" / unit / "src" / unit / "cli.py"
+    cli = own_cli.read_text() if own_cli.exists() else ""
+    if "timeout_graceful_shutdown" not in cli:  # the kit's `serve`
+        cli = (ROOT / "kit" / "src" / "asf_kit" / "cli.py").read_text()
     http = float(re.search(r"timeout_graceful_shutdown=(\d+)", cli).group(1))  # type: ignore[union-attr]
     if unit == "web":
         return http
