@@ -89,6 +89,8 @@ def deliveries() -> list[Panel]:
     return [
         ("Deliveries by status", "none",
          [(f"max by (status) (notifications_deliveries{{{job}}})", "{{status}}")]),
+        ("Oldest due delivery not yet sent (alert over 5 min)", "s",
+         [(f"max(notifications_oldest_due_delivery_age_seconds{{{job}}})", "waiting")]),
         ("SMTP attempts per second by outcome", "ops",
          [(f"sum by (outcome) (rate(notifications_email_attempts_total{{{job}}}[5m]))",
            "{{outcome}}")]),

@@ -237,6 +237,8 @@ async def test_every_metric_a_dashboard_or_rule_names_is_exported(
     assert value(scraped["casework"]["broker_queue_consumers"], kind="main") >= 1
     assert value(scraped["notifications"]["broker_queue_messages"], kind="dead_letter") == 0
     assert value(scraped["registry"]["outbox_events_published_total"]) >= 1
+    assert value(scraped["notifications"]["notifications_oldest_due_delivery_age_seconds"]) < 60
+    assert scraped["notifications"]["notifications_oldest_due_delivery_age_seconds"]
     for job in ("casework", "notifications"):
         assert value(scraped[job]["messages_event_age_seconds_count"],
                      event_type="registry.company.registered") >= 1

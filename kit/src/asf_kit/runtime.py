@@ -38,6 +38,8 @@ class Runtime:
         """The EventConsumers attached to this runtime (their queues and bindings)."""
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
         """Run after the broker connects and before consumers start (declare queues here)."""
+        self.observers: list[Callable[[], Awaitable[None]]] = []
+        """A service's own state gauges, refreshed at each scrape (with the database up)."""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -110,6 +112,9 @@ class Runtime:
         observe.record_readiness(checks)
         if self.with_relay and checks.get("database"):
             await observe.bounded("outbox", observe.observe_outbox(self.pool))
+        if checks.get("database"):
+            for observer in self.observers:
+                await observe.bounded("service", observer())
         connection = getattr(self.broker, "_connection", None)
         if connection is not None and checks.get("broker"):
             for consumer in self.consumers:

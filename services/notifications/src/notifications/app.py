@@ -19,7 +19,7 @@ from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
 from notifications import api, handlers, mailcatcher, service
-from notifications.sender import Sweeper
+from notifications.sender import Sweeper, observe_due
 from notifications.settings import NotificationsSettings
 
 SERVICE = "notifications"
@@ -40,6 +40,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         return sweeper.running
 
     runtime.extra_checks["sweeper"] = sweeper_running
+    runtime.observers.append(lambda: observe_due(runtime.pool))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -39,6 +39,17 @@ EMAIL_LATENCY = Histogram(
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600),
 )
 STATUSES = ("pending", "sending", "sent", "retrying", "failed", "skipped")
+OLDEST_DUE = Gauge(
+    "notifications_oldest_due_delivery_age_seconds",
+    "How long the oldest delivery that is due has waited for the sweeper; 0 when none",
+)
+
+
+async def observe_due(pool: asyncpg.Pool) -> None:
+    """For a scrape: a sweeper that runs but sends nothing shows as a growing age."""
+    async with pool.acquire(timeout=3) as conn:
+        due_in = await store.seconds_to_next_due(conn)
+    OLDEST_DUE.set(max(0.0, -due_in) if due_in is not None else 0.0)
 
 
 def build_message(settings: NotificationsSettings, c: Claimed) -> EmailMessage:
