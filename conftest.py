@@ -1,3 +1,3 @@
-"""Fixtures for every test in the repository: see `asf_kit.testing`."""
+"""Fixtures for every test in the repository: see `asf_testing` (a dev-only package)."""
 
-pytest_plugins = ["asf_kit.testing"]
+pytest_plugins = ["asf_testing.plugin"]

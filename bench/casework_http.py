@@ -22,7 +22,7 @@ import httpx
 
 from asf_kit.db import migrate
 from asf_kit.pagination import encode_cursor
-from asf_kit.testing import auth, service_process
+from asf_testing import DATA_KEY, auth, service_process
 from bench.common import Result
 from bench.load import at_rate, saturate
 from bench.memory import RssSampler
@@ -31,7 +31,6 @@ from registry.municipalities import all_municipalities
 
 ROOT = Path(__file__).resolve().parents[1]
 CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
-DATA_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # base64 of bytes 0..31
 HOME = "0180"
 STAGES = ("referred", "assessment", "in_training", "employed", "closed")
 

@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit.db import migrate
-from asf_kit.testing import auth, delete_queues, free_port, service_process
+from asf_testing import auth, delete_queues, free_port, service_process
 from bench.common import Result, now, scratch_database
 from bench.memory import RssSampler
 

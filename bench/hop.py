@@ -24,7 +24,6 @@ outgoing event confirmed by the broker.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -48,7 +47,6 @@ from bench.levers import without
 
 ROOT = Path(__file__).resolve().parents[1]
 CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
-DATA_KEY = base64.b64encode(bytes(range(32))).decode()
 DEREGISTERED_KEY = "registry.company.deregistered.v1"
 FLAGGED_KEY = "casework.placements.flagged.v1"
 
@@ -231,8 +229,7 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
                       name: str = "project hop (casework)", rate: float | None = None) -> Result:
     """The casework app consuming `len(companies)` deregistrations: queued beforehand, or
     published at `rate` per second while it runs."""
-    from asgi_lifespan import LifespanManager
-
+    from asf_testing import DATA_KEY, serving
     from casework.app import create_app
     from casework.settings import CaseworkSettings
 
@@ -241,7 +238,8 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     queues = ServiceQueues(service=namespace + "casework")
     settings = CaseworkSettings(**{
-        "database_url": dsn, "broker_url": broker_url, "jwt_secret": "x" * 40,
+        "app_env": "development", "database_url": dsn, "broker_url": broker_url,
+        "jwt_secret": "x" * 40,
         "queue_namespace": namespace, "casework_data_key": DATA_KEY,
         "follow_up_sweep_interval": 0, "log_level": "INFO", **(settings_overrides or {})})
     bodies = [deregistered(c, i) for i, c in enumerate(companies)]
@@ -256,18 +254,14 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
             await _prefill(channel, q.name, bodies)
         app = create_app(settings)
         with _logs_to(log_path):
-            async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+            async with serving(app, lifespan_seconds=60):
                 if rate is not None:
                     await pace(channel, q.name, bodies, rate)
                 await asyncio.wait_for(sink.done.wait(), 300)
                 cpu = time.process_time() - clock.first_cpu
                 elapsed = (sink.last_ns - clock.first_ns) / 1e9
                 latencies = list(clock.latencies)
-        await sink.stop()
-        for n in (queues.main, queues.retry, queues.dead_letter):
-            await channel.queue_delete(n)
-        for n in (queues.retry_exchange, queues.dead_letter_exchange):
-            await channel.exchange_delete(n)
+        await sink.stop()  # the queues went with the app (`started`)
     finally:
         await connection.close()
     result = Result(name, len(bodies), elapsed, latencies)

@@ -1,8 +1,9 @@
 """The kit's performance levers, each switchable back off, so a run can show what each one
 gives beside the code as it is (bench only; the services always run with all of them).
 
-- `relay wake-up`: the relay clears its wake-up flag before claiming, so a NOTIFY arriving
-  during a round starts another round instead of being lost until the next event or poll.
+- `relay wake-up`: the relay (like every kit worker) clears its wake-up flag before the
+  round, so a NOTIFY arriving during a round starts another round instead of being lost
+  until the next event or poll.
 - `backlog gauges once a second`: the relay refreshed the outbox backlog gauges (one more
   query) after every round; now at most once a second.
 - `pool without reset query`: connections go back to the pool without asyncpg's reset
@@ -22,31 +23,27 @@ from typing import Any
 import asyncpg
 from faststream.rabbit import Channel, QueueType, RabbitMessage, RabbitQueue
 
-from asf_kit import db, outbox, runtime
+from asf_kit import db, outbox, runtime, worker
 
 
 async def _run_before(self: Any) -> None:
-    """The relay loop as it was: the flag cleared after the round, so a wake-up during the
+    """The worker loop as it was: the flag cleared after the round, so a wake-up during the
     round waited for the next poll (or the next event)."""
-    backoff = 0.2
     while not self._stopping:
         try:
             await self._listen()
-            published = await self.publish_batch()
-            self.healthy = True
-            backoff = 0.2
-            await self._observe()
-            if published >= self._batch_size:
+            more = await self.round()
+            self.failures = 0
+            if more:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            await self._idle(await self.seconds_to_wait())
         except asyncio.CancelledError:
             raise
         except Exception:
-            await self._close_listener()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            self.failures += 1
+            await self._drop_listener()
+            await asyncio.sleep(worker.BACKOFF.after(self.failures))
 
 
 _observe_now = outbox.OutboxRelay._observe

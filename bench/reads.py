@@ -16,7 +16,7 @@ import orjson
 
 from asf_kit.db import migrate
 from asf_kit.pagination import encode_cursor
-from asf_kit.testing import auth, service_process
+from asf_testing import auth, service_process
 from bench.common import AMQP, Result, scratch_database
 from bench.load import at_rate
 from bench.memory import RssSampler

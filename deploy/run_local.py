@@ -38,6 +38,7 @@ def available(module: str) -> bool:
 def service_env(name: str, port: int, database: str) -> dict[str, str]:
     env = dict(os.environ)
     pg = env.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+    env["APP_ENV"] = "development"  # development secrets, the mail catcher, HS256 tokens
     env.setdefault("JWT_SECRET", DEV_SECRET)
     env.setdefault("LOG_FORMAT", "console")
     env[f"{name.upper()}_PORT"] = str(port)

@@ -32,8 +32,10 @@ def consumed_keys() -> dict[str, list[str]]:
     from notifications.settings import NotificationsSettings
 
     apps: dict[str, Any] = {
-        "casework": casework_app(CaseworkSettings(jwt_secret="x", casework_data_key=DUMMY_KEY)),
-        "notifications": notifications_app(NotificationsSettings(jwt_secret="x")),
+        "casework": casework_app(CaseworkSettings(
+            app_env="development", jwt_secret="x", casework_data_key=DUMMY_KEY)),
+        "notifications": notifications_app(
+            NotificationsSettings(app_env="development", jwt_secret="x")),
     }
     return {name: sorted({k for c in app.state.runtime.consumers for k in c.routing_keys})
             for name, app in apps.items()}

@@ -6,8 +6,6 @@ The table is checked against the app's routes, so a new endpoint without a row f
 
 from __future__ import annotations
 
-import base64
-import itertools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -16,22 +14,21 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from stdnum import luhn
 
 from asf_contracts.registry import CompanyPayload
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
     ANONYMOUS,
+    DATA_KEY,
     JWT_TEST_SECRET,
     VARIANTS,
     allow,
     api_routes,
     auth,
-    delete_queues,
     fresh_database,
+    identity_number,
     public,
+    serving,
     unique_namespace,
 )
 from casework.app import create_app
@@ -76,14 +73,6 @@ CALLERS = {
     "analyst": auth("analyst", sub="analyst"),
     "auditor": auth("auditor", sub="auditor"),
 }
-_serial = itertools.count(1)
-
-
-def identity_number() -> str:
-    n = next(_serial)
-    head = f"7{n % 10}0{(n // 10) % 9 + 1}{10 + n % 18:02d}"
-    serial = f"{(n * 37) % 1000:03d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +82,9 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
         application = create_app(CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, follow_up_sweep_interval=0,
-            casework_data_key=base64.b64encode(b"access-matrix-key-access-matrix!").decode()))
-        async with LifespanManager(application):
+            casework_data_key=DATA_KEY))
+        async with serving(application):
             yield application
-    await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
     ANONYMOUS,
     JWT_TEST_SECRET,
     VARIANTS,
     allow,
     api_routes,
     auth,
-    delete_queues,
     fresh_database,
     public,
+    serving,
     unique_namespace,
 )
 from notifications.app import create_app
@@ -81,9 +79,8 @@ async def app(postgres_url: str, broker_url: str, tmp_path_factory: pytest.TempP
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, digest_enabled=False, smtp_host=None,
             mailcatcher_port=0, mailcatcher_dir=str(tmp_path_factory.mktemp("mail"))))
-        async with LifespanManager(application):
+        async with serving(application):
             yield application
-    await delete_queues(broker_url, ServiceQueues(service=namespace + "notifications"))
 
 
 @pytest.fixture

@@ -11,11 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from stdnum import luhn
 
-from asf_kit.testing import (
+from asf_testing import (
     ANONYMOUS,
     JWT_TEST_SECRET,
     VARIANTS,
@@ -24,7 +22,9 @@ from asf_kit.testing import (
     auth,
     everyone,
     fresh_database,
+    org_number,
     public,
+    serving,
 )
 from registry.app import create_app
 from registry.settings import RegistrySettings
@@ -57,12 +57,6 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
 }
 
 
-def org_number() -> str:
-    body = "7" + str(random.randint(0, 9)) + str(random.randint(2, 9)) + \
-        "".join(random.choices("0123456789", k=6))
-    return f"{body[:6]}-{body[6:]}{luhn.calc_check_digit(body)}"
-
-
 def company_body() -> dict[str, Any]:
     return {
         "org_number": org_number(), "name": f"Matrisföretaget {random.randint(0, 10**9)}",
@@ -81,7 +75,7 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
     async with fresh_database(postgres_url, "registry_access", MIGRATIONS) as dsn:
         application = create_app(RegistrySettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET))
-        async with LifespanManager(application):
+        async with serving(application):
             yield application
 
 

@@ -11,8 +11,6 @@ and no participant's personal data shows up in any event, log line or email.
 from __future__ import annotations
 
 import asyncio
-import base64
-import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,24 +22,27 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit import dlq
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     JWT_TEST_SECRET,
     EventTap,
+    SmtpServer,
     auth,
     captured_logs,
-    delete_queues,
     event_tap,
     fresh_database,
+    identity_number,
+    org_number,
+    serving,
+    text_of,
     unique_namespace,
 )
 from casework.app import create_app as casework_app
@@ -49,12 +50,10 @@ from casework.settings import CaseworkSettings
 from notifications import service as notifications_service
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
-from notifications.testing import SmtpServer, text_of
 from registry.app import create_app as registry_app
 from registry.settings import RegistrySettings
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA_KEY = base64.b64encode(b"e2e-key-e2e-key-e2e-key-e2e-key!").decode()
 
 OFFICER = auth("registry_officer", sub="officer-e2e")
 REP = auth("company_rep", sub="rep-e2e")
@@ -70,10 +69,8 @@ PEOPLE = [
 ]
 
 
-def identity_number(n: int) -> str:
-    head = f"8{n}0{n + 1}1{n + 2}"  # e.g. 810213: 1981-02-13
-    serial = f"{100 + n * 11:03d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"
+NUMBERS = [identity_number() for _ in PEOPLE]
+"""Each person's personnummer."""
 
 
 @dataclass
@@ -134,22 +131,14 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
             }
             try:
                 async with (
-                    LifespanManager(apps["registry"]),
-                    LifespanManager(apps["casework"]),
-                    LifespanManager(apps["notifications"]),
+                    serving(apps["registry"], "http://registry") as registry,
+                    serving(apps["casework"], "http://casework") as casework,
+                    serving(apps["notifications"], "http://notifications") as notifications,
                 ):
-                    clients = {name: httpx.AsyncClient(
-                        transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-                        for name, app in apps.items()}
-                    yield Stack(clients["registry"], clients["casework"],
-                                clients["notifications"], apps, smtp, tap, logs, spans,
-                                namespace)
-                    for c in clients.values():
-                        await c.aclose()
+                    yield Stack(registry, casework, notifications, apps, smtp, tap, logs,
+                                spans, namespace)
             finally:
                 smtp.down()
-                for service in ("casework", "notifications"):
-                    await delete_queues(broker_url, ServiceQueues(service=namespace + service))
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 30) -> Any:
@@ -181,8 +170,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
         assert r.status_code == 201, r.text
 
     # 1. A company is registered and verified.
-    nine = f"769{random.randint(200000, 999999)}"
-    org = f"{nine[:6]}-{nine[6:]}{luhn.calc_check_digit(nine)}"
+    org = org_number()
     r = await s.registry.post("/companies", headers=REP, json={
         "org_number": org, "name": "Kooperativet Gröna Händer", "legal_form": "ekonomisk_forening",
         "municipality_code": "0180", "industries": ["gardening"], "training_places": 4,
@@ -203,7 +191,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
     participants = []
     for i, person in enumerate(PEOPLE):
         r = await s.casework.post("/participants", headers=CASE_WORKER, json={
-            **person, "personal_identity_number": identity_number(i),
+            **person, "personal_identity_number": NUMBERS[i],
             "referral_source": "social_services"})
         assert r.status_code == 201, r.text
         pid = r.json()["id"]
@@ -333,8 +321,8 @@ def check_one_trace_to_the_email(s: Stack, example_id: str) -> None:
 
 def check_no_personal_data(s: Stack, participants: list[str]) -> None:
     secrets = [v for i, p in enumerate(PEOPLE) for v in (
-        p["given_name"], p["family_name"], p["phone"], p["email"], identity_number(i),
-        identity_number(i).replace("-", "")[2:])]
+        p["given_name"], p["family_name"], p["phone"], p["email"], NUMBERS[i],
+        NUMBERS[i].replace("-", "")[2:])]
     events = [m.body.decode() for m in s.tap.messages]
     emails = [text_of(m) + str(m["To"]) for m in s.smtp.handler.messages]
     for where, texts in (("event", events), ("log line", s.logs), ("email", emails)):

@@ -31,9 +31,7 @@ before it counts it or tries again, so no change is counted twice or missed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import itertools
 import os
 import random
 import shutil
@@ -54,19 +52,26 @@ import aio_pika
 import asyncpg
 import httpx
 import orjson
-from stdnum import luhn
 
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
 from asf_kit import dlq
-from asf_kit.testing import JWT_TEST_SECRET, delete_queues, free_port, fresh_database, token
-from notifications.testing import SmtpServer
+from asf_testing import (
+    DATA_KEY,
+    JWT_TEST_SECRET,
+    SmtpServer,
+    delete_queues,
+    free_port,
+    fresh_database,
+    identity_number,
+    org_number,
+    token,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = {name: ROOT / "services" / name / "migrations"
               for name in ("registry", "casework", "notifications")}
-DATA_KEY = base64.b64encode(bytes(range(32))).decode()
 OFFICER_EMAIL = "registry-officer@faults.example.se"
 MUNICIPALITIES = ("0180", "1480")
 
@@ -225,7 +230,8 @@ class ServiceProc:
         self.name = name
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "JWT_SECRET": JWT_TEST_SECRET, "LOG_FORMAT": "json",
+        self.env = {**os.environ, "APP_ENV": "development", "JWT_SECRET": JWT_TEST_SECRET,
+                    "LOG_FORMAT": "json",
                     "LOG_LEVEL": "WARNING", "HOST": "127.0.0.1", "PORT": str(self.port), **env}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -328,26 +334,6 @@ async def own_vhost(broker_url: str) -> AsyncIterator[str]:
 
 class Unresolved(Exception):
     """The outcome of a change could not be found out in time."""
-
-
-_org_serial = itertools.count(1)
-_pin_serial = itertools.count(1)
-
-
-def org_number() -> str:
-    """A valid, run-unique organisationsnummer (group digit 7, third digit ≥ 3)."""
-    n = next(_org_serial)
-    body = f"7{n % 10}{3 + (n // 10) % 7}{n // 70:06d}"
-    return f"{body[:6]}-{body[6:]}{luhn.calc_check_digit(body)}"
-
-
-def identity_number() -> str:
-    """A valid, run-unique personnummer as YYYYMMDD-NNNN."""
-    n = next(_pin_serial)
-    born = date(1950, 1, 1) + timedelta(days=n % 18000)
-    serial = f"{(n // 18000) * 7 % 1000 + n % 7:03d}"
-    head = f"{born:%y%m%d}"
-    return f"{born.year // 100}{head}-{serial}{luhn.calc_check_digit(head + serial)}"
 
 
 def headers_of(tok: str) -> dict[str, str]:

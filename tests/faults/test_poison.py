@@ -7,7 +7,6 @@ list`, `show` and `redrive`."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from typing import Any
 import aio_pika
 import asyncpg
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from asf_contracts import Envelope
@@ -28,8 +26,14 @@ from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
 from asf_kit import dlq
 from asf_kit.settings import ServiceSettings
-from asf_kit.testing import JWT_TEST_SECRET, delete_queues, fresh_database, unique_namespace
-from notifications.testing import SmtpServer
+from asf_testing import (
+    DATA_KEY,
+    JWT_TEST_SECRET,
+    SmtpServer,
+    fresh_database,
+    serving,
+    unique_namespace,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSUMERS = ("casework", "notifications")
@@ -86,7 +90,7 @@ def _settings(name: str, dsn: str, broker_url: str, smtp_port: int) -> ServiceSe
         from casework.settings import CaseworkSettings
 
         return CaseworkSettings(**common, follow_up_sweep_interval=0,
-                                casework_data_key=base64.b64encode(bytes(range(32))).decode())
+                                casework_data_key=DATA_KEY)
     from notifications.settings import NotificationsSettings
 
     return NotificationsSettings(**common, smtp_host="127.0.0.1", smtp_port=smtp_port,
@@ -127,12 +131,11 @@ async def consumer(request: pytest.FixtureRequest, postgres_url: str, broker_url
         app = _create_app(name, settings)
         connection = await aio_pika.connect(broker_url)
         try:
-            async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+            async with serving(app):
                 channel = await connection.channel()
                 yield Consumer(name, app, settings, queues, channel)
         finally:
             await connection.close()
-            await delete_queues(broker_url, queues)
 
 
 def company_event(company_id: uuid.UUID, *, version: int = 1,

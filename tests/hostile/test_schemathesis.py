@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import delete_queues, fresh_database, service_process, token
+from asf_testing import delete_queues, fresh_database, service_process, token
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = "not_a_server_error,response_schema_conformance"

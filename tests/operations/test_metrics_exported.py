@@ -7,7 +7,6 @@ deploy/monitoring."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import importlib.util
 import json
 import random
@@ -21,21 +20,21 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
+    SmtpServer,
     auth,
     delete_queues,
     fresh_database,
+    org_number,
     service_process,
     unique_namespace,
 )
-from notifications.testing import SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "deploy" / "monitoring"
-DATA_KEY = base64.b64encode(b"metrics-key-metrics-key-metrics!").decode()
 REP = auth("company_rep", sub="metrics-rep")
 ANALYST = auth("analyst", sub="metrics-analyst")
 
@@ -112,13 +111,6 @@ def value(samples: list[Any], **labels: str) -> float:
 
 
 # --- the services at work --------------------------------------------------------------------
-
-
-def org_number() -> str:
-    body = "7" + str(random.randint(0, 9)) + str(random.randint(2, 9)) + \
-        "".join(random.choices("0123456789", k=6))
-    digits = body + luhn.calc_check_digit(body)
-    return f"{digits[:6]}-{digits[6:]}"
 
 
 def company() -> dict[str, Any]:

@@ -16,14 +16,16 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from stdnum import luhn
 
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     auth,
     delete_queues,
     event_tap,
     fresh_database,
+    identity_number,
+    org_number,
     service_process,
     unique_namespace,
 )
@@ -31,13 +33,6 @@ from asf_kit.testing import (
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_MIGRATIONS = ROOT / "services" / "registry" / "migrations"
 REP = auth("company_rep", sub="load-rep")
-
-
-def org_number() -> str:
-    body = "7" + str(random.randint(0, 9)) + str(random.randint(2, 9)) + \
-        "".join(random.choices("0123456789", k=6))
-    digits = body + luhn.calc_check_digit(body)
-    return f"{digits[:6]}-{digits[6:]}"
 
 
 def company(i: int) -> dict[str, Any]:
@@ -127,7 +122,6 @@ async def test_sigterm_under_load_loses_nothing(
 
 
 CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
-DATA_KEY = "b3BlcmF0aW9ucy10ZXN0LWtleS1vcGVyYXRpb25zISE="  # 32 bytes, tests only
 
 
 def company_registered(i: int) -> bytes:
@@ -182,7 +176,8 @@ async def test_two_casework_replicas_consume_and_relay_once_and_stop_gracefully(
                             url = a.base_url
                         r = await client.post(f"{url}/participants", headers=worker, json={
                             "given_name": "Rep", "family_name": "Lika",
-                            "personal_identity_number": pnr(i), "referral_source": "self"})
+                            "personal_identity_number": identity_number(),
+                            "referral_source": "self"})
                         assert r.status_code == 201, r.text
                         created.append(r.json()["id"])
                 await asyncio.to_thread(b.process.wait, 40)
@@ -213,9 +208,3 @@ async def test_two_casework_replicas_consume_and_relay_once_and_stop_gracefully(
             assert all(n > 0 for n in both_consumed), both_consumed
         finally:
             await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
-
-
-def pnr(i: int) -> str:
-    head = f"85{1 + i % 12:02d}{1 + i % 28:02d}"
-    serial = f"{200 + i:03d}"
-    return f"19{head}-{serial}{luhn.calc_check_digit(head + serial)}"

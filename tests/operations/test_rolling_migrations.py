@@ -23,7 +23,6 @@ can fail: a column renamed under the running code is caught, an added column is 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import importlib.util
 import io
@@ -43,7 +42,8 @@ import pytest
 from asf_contracts import EXCHANGE
 from asf_contracts.topology import ServiceQueues
 from asf_kit.db import migrate
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     auth,
     delete_queues,
     free_port,
@@ -55,7 +55,6 @@ from asf_kit.testing import (
 ROOT = Path(__file__).resolve().parents[2]
 KIT_MIGRATIONS = "kit/src/asf_kit/migrations"
 SERVICES = ("registry", "casework", "notifications")
-DATA_KEY = base64.b64encode(b"rolling-key-rolling-key-rolling!").decode()
 
 
 def git(*args: str, check: bool = True) -> str:

@@ -1,35 +1,48 @@
 """Bearer JWTs with roles (SPEC 2).
 
-Development signs HS256 with `JWT_SECRET`; production verifies RS256/ES256
-against a JWKS (`JWT_JWKS_URL` or `JWT_JWKS_FILE`) and checks issuer and audience.
+Development signs HS256 with `JWT_SECRET`; production verifies RS256/ES256 against a JWKS
+(`JWT_JWKS_URL` or `JWT_JWKS_FILE`) and checks issuer and audience. Every token must carry
+`iat` and `exp` and live no longer than `JWT_MAX_LIFETIME`. A JWKS fetched over HTTP is
+kept in memory and refreshed in the background (`JwksKeys`, a kit worker), so a request
+never waits on the identity provider unless it names a key id the cache has not seen, and
+then at most `JWT_JWKS_TIMEOUT` seconds, at most once per `MISS_REFRESH_INTERVAL`.
+
+Every refused token gets the same 401, `invalid or expired token`: what was wrong is logged
+(without the token), not told to the caller.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
+import httpx
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from asf_kit.logging import get_logger
 from asf_kit.problems import Problem
+from asf_kit.roles import Role as Role
 from asf_kit.settings import ServiceSettings
+from asf_kit.worker import Worker
 
+log = get_logger(__name__)
 
-class Role(StrEnum):
-    CASE_WORKER = "case_worker"
-    REGISTRY_OFFICER = "registry_officer"
-    COMPANY_REP = "company_rep"
-    ANALYST = "analyst"
-    AUDITOR = "auditor"
+INVALID_TOKEN = "invalid or expired token"  # noqa: S105 (the 401 detail, not a secret)
+ASYMMETRIC = ["RS256", "ES256"]
+MISS_REFRESH_INTERVAL = 30.0
+"""Seconds between two fetches caused by unknown key ids (a flood of forged kids must not
+become a flood of requests to the identity provider)."""
 
 
 _MUNICIPALITY = re.compile(r"^\d{4}$")
@@ -49,67 +62,164 @@ class Principal:
         return any(r.value in self.roles for r in roles)
 
 
-def _unauthorized(detail: str) -> Problem:
+class InvalidToken(Exception):
+    """Why a token was refused; logged, never shown to the caller."""
+
+
+def _unauthorized(reason: str) -> Problem:
+    log.info("token refused", reason=reason)
     return Problem(
-        401, "Unauthorized", detail, slug="unauthorized",
+        401, "Unauthorized", INVALID_TOKEN, slug="unauthorized",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
 
 
+def _parse_jwks(document: Any) -> dict[str | None, jwt.PyJWK]:
+    """The usable signing keys of a JWKS document by key id (keys we cannot use are skipped)."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document (no 'keys' list)")
+    keys: dict[str | None, jwt.PyJWK] = {}
+    for entry in document["keys"]:
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, TypeError, ValueError):
+            continue
+        if key.algorithm_name in ASYMMETRIC and entry.get("use", "sig") == "sig":
+            keys[key.key_id] = key
+    if not keys:
+        raise ValueError("the JWKS holds no RS256 or ES256 signing key")
+    return keys
+
+
+def _pick(keys: dict[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
+    if kid is None:
+        return next(iter(keys.values())) if len(keys) == 1 else None
+    return keys.get(kid)
+
+
+class JwksKeys(Worker):
+    """The keys of a JWKS served over HTTP: fetched at start and every `refresh` seconds in
+    the background, with a `timeout`; an unknown key id fetches once more, rate-limited."""
+
+    def __init__(self, url: str, *, timeout: float, refresh: float) -> None:
+        super().__init__("jwks-refresh", interval=refresh)
+        self.url = url
+        self.timeout = timeout
+        self.keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetching: asyncio.Task[None] | None = None
+        self._last_miss_fetch = float("-inf")
+
+    async def round(self) -> bool:
+        await self.fetch()
+        return False
+
+    async def stop(self, grace: float = 10.0) -> None:
+        await super().stop(grace)
+        fetching, self._fetching = self._fetching, None
+        if fetching is not None and not fetching.done():
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fetching
+
+    async def fetch(self) -> None:
+        """One fetch at a time; callers arriving meanwhile share it."""
+        if self._fetching is None or self._fetching.done():
+            self._fetching = asyncio.create_task(self._fetch(), name="jwks-fetch")
+        await asyncio.shield(self._fetching)
+
+    async def _fetch(self) -> None:
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+            response = await client.get(self.url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+        self.keys = _parse_jwks(response.json())
+
+    async def key(self, kid: str | None) -> jwt.PyJWK | None:
+        """The key for `kid`; an unknown one waits for the fetch in flight, or starts one
+        (at most once per `MISS_REFRESH_INTERVAL`), never longer than `timeout`."""
+        found = _pick(self.keys, kid)
+        if found is not None:
+            return found
+        in_flight = self._fetching is not None and not self._fetching.done()
+        now = time.monotonic()
+        if not in_flight:
+            if now - self._last_miss_fetch < MISS_REFRESH_INTERVAL:
+                return None
+            self._last_miss_fetch = now
+        try:
+            await asyncio.wait_for(self.fetch(), self.timeout)
+        except Exception as e:  # the caller gets a 401; the background refresh keeps trying
+            log.warning("JWKS fetch for an unknown key id failed", error=str(e),
+                        error_type=type(e).__name__)
+            return None
+        return _pick(self.keys, kid)
+
+
 class TokenVerifier:
-    """Verifies a bearer token the way the settings say and turns it into a Principal."""
+    """Verifies a bearer token the way the settings say and turns it into a Principal.
+
+    `start()` and `stop()` run the JWKS refresh when the keys come over HTTP; the service's
+    lifespan calls them (`Runtime` does, when given the verifier).
+    """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
-        self._jwks_client: jwt.PyJWKClient | None = None
-        self._jwks: jwt.PyJWKSet | None = None
+        self._max_lifetime = settings.jwt_max_lifetime.total_seconds()
+        self._remote: JwksKeys | None = None
+        self._keys: dict[str | None, jwt.PyJWK] = {}
         self._secret: str | None = None
+        self._algorithms = ASYMMETRIC
         if settings.jwt_jwks_url:
-            self._jwks_client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
-            self._algorithms = ["RS256", "ES256"]
+            self._remote = JwksKeys(settings.jwt_jwks_url, timeout=settings.jwt_jwks_timeout,
+                                    refresh=settings.jwt_jwks_refresh)
         elif settings.jwt_jwks_file:
-            self._jwks = jwt.PyJWKSet.from_dict(
-                json.loads(Path(settings.jwt_jwks_file).read_text(encoding="utf-8"))
-            )
-            self._algorithms = ["RS256", "ES256"]
+            self._keys = _parse_jwks(
+                json.loads(Path(settings.jwt_jwks_file).read_text(encoding="utf-8")))
         elif settings.jwt_secret:
+            if settings.production and not settings.jwt_allow_hs256:
+                raise ValueError("JWT_ALLOW_HS256 is not true: HS256 is refused in production")
             self._secret = settings.jwt_secret
             self._algorithms = ["HS256"]
         else:
             raise ValueError("set JWT_SECRET (development) or JWT_JWKS_URL / JWT_JWKS_FILE")
 
-    def _key(self, token: str) -> Any:
+    async def start(self) -> None:
+        if self._remote is not None:
+            await self._remote.start()
+
+    async def stop(self) -> None:
+        if self._remote is not None:
+            await self._remote.stop(grace=1.0)
+
+    async def _key(self, token: str) -> Any:
         if self._secret is not None:
             return self._secret
         kid = jwt.get_unverified_header(token).get("kid")
-        if self._jwks_client is not None:
-            if kid is None:
-                return self._jwks_client.get_signing_key_from_jwt(token).key
-            return self._jwks_client.get_signing_key(str(kid)).key
-        assert self._jwks is not None
-        for key in self._jwks.keys:
-            if kid is None or key.key_id == kid:
-                return key.key
-        raise jwt.InvalidKeyError(f"no key with kid {kid!r}")
+        kid = None if kid is None else str(kid)
+        found = (await self._remote.key(kid) if self._remote is not None
+                 else _pick(self._keys, kid))
+        if found is None:
+            raise InvalidToken(f"no signing key with kid {kid!r}")
+        return found.key
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,
-                self._key(token),
+                await self._key(token),
                 algorithms=self._algorithms,
                 issuer=self._issuer,
                 audience=self._audience,
                 options={
-                    "require": ["exp", "sub"],
+                    "require": ["exp", "iat", "sub"],
                     "verify_aud": self._audience is not None,
                 },
             )
-        except jwt.ExpiredSignatureError as e:
-            raise _unauthorized("the token has expired") from e
-        except (jwt.PyJWTError, ValueError) as e:
-            raise _unauthorized(f"the token is not valid: {e}") from e
+            lifetime = claims["exp"] - claims["iat"]
+            if not isinstance(lifetime, int | float) or lifetime > self._max_lifetime:
+                raise InvalidToken(f"lifetime {lifetime}s is over JWT_MAX_LIFETIME")
+        except (jwt.PyJWTError, InvalidToken, ValueError, TypeError, KeyError) as e:
+            raise _unauthorized(f"{type(e).__name__}: {e}") from e
         return principal_from_claims(claims)
 
 
@@ -177,11 +287,11 @@ async def authenticate(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(
-            401, "Unauthorized", "an Authorization: Bearer token is required",
-            slug="unauthorized", headers={"WWW-Authenticate": "Bearer"},
+            401, "Unauthorized", INVALID_TOKEN, slug="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     verifier: TokenVerifier = request.app.state.verifier
-    principal = verifier.verify(credentials.credentials)
+    principal = await verifier.verify(credentials.credentials)
     request.state.principal = principal
     return principal
 

@@ -1,4 +1,7 @@
-"""The commands every service has: `serve`, `migrate`, `token`. Services add their own."""
+"""The commands every service has: `serve`, `migrate`, `token`. Services add their own.
+
+Imports stay light until a command needs more, so `serve` refuses unsafe production settings
+within a second or two, before the HTTP stack is loaded."""
 
 from __future__ import annotations
 
@@ -10,16 +13,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from asf_contracts.topology import ServiceQueues
-from asf_kit.auth import Role, mint_token
-from asf_kit.db import ensure_database, migrate
-from asf_kit.logging import configure
-from asf_kit.settings import ServiceSettings
+from asf_kit.roles import Role
+from asf_kit.settings import ServiceSettings, UnsafeForProduction
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _run_migrate(settings: ServiceSettings, migrations: Path) -> int:
+    from asf_kit.db import ensure_database, migrate
+
     async def go() -> None:
         created = await ensure_database(settings.database_url)
         if created:
@@ -32,6 +34,8 @@ def _run_migrate(settings: ServiceSettings, migrations: Path) -> int:
 
 
 def _run_token(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    from asf_kit.auth import mint_token
+
     if not settings.jwt_secret:
         print("JWT_SECRET is not set; development tokens are signed with it", file=sys.stderr)
         return 2
@@ -45,6 +49,7 @@ def _run_token(settings: ServiceSettings, args: argparse.Namespace) -> int:
 
 
 def _run_dlq(settings: ServiceSettings, service: str, args: argparse.Namespace) -> int:
+    from asf_contracts.topology import ServiceQueues
     from asf_kit import dlq
 
     queues = ServiceQueues(service=settings.queue_namespace + service)
@@ -97,6 +102,14 @@ def main(
         configure_parser(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     settings = settings_factory()
+    if args.command == "serve":
+        try:
+            settings.require_safe_for_production()
+        except UnsafeForProduction as e:
+            print(f"{prog}: {e}", file=sys.stderr)
+            return 2
+    from asf_kit.logging import configure
+
     configure(prog, version, settings.log_level, settings.log_format)
 
     if args.command == "migrate":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asf_contracts.schemas import asyncapi
 from asf_kit import context, problems, telemetry
+from asf_kit.auth import TokenVerifier
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.settings import ServiceSettings
 
@@ -133,16 +134,32 @@ def create_app(
     readiness: Readiness,
     observe: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """The service's FastAPI app with the shared shell; `observe` refreshes state gauges
-    (readiness, outbox, queues) before each `/metrics` answer."""
+    """The service's FastAPI app: operations routes, middleware, problem details, and the
+    token verifier (`app.state.verifier`, its JWKS refresh run around `lifespan`); `observe`
+    refreshes the state gauges (readiness, outbox, queues) before each `/metrics` answer.
+
+    Raises `UnsafeForProduction` when the settings must not run in production."""
+    settings.require_safe_for_production()
+    verifier = TokenVerifier(settings)
+
+    @asynccontextmanager
+    async def lifespan_with_keys(application: FastAPI) -> AsyncIterator[Any]:
+        await verifier.start()
+        try:
+            async with lifespan(application) as state:
+                yield state
+        finally:
+            await verifier.stop()
+
     app = FastAPI(
-        title=title, version=version, description=description, lifespan=lifespan,
+        title=title, version=version, description=description, lifespan=lifespan_with_keys,
         responses={
             401: {"model": problems.ProblemDetail, "description": "No token or a bad one"},
             422: {"model": problems.ProblemDetail,
                   "description": "Bad input; `errors` names each field"},
         },
     )
+    app.state.verifier = verifier
     problems.install(app)
     if settings.cors_origins:
         app.add_middleware(

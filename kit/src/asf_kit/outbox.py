@@ -1,12 +1,11 @@
 """The transactional outbox and its relay.
 
-A service writes each event with `add_event` on the connection of the
-transaction that makes the change, so the change and its event commit or roll
-back together. The relay claims unpublished rows (`FOR UPDATE SKIP LOCKED`, so
-replicas share the work), publishes them with publisher confirms, and marks
-them published in the same transaction. A crash after the publish and before
-the commit republishes the batch: delivery is at least once, and consumers
-deduplicate by `event_id` (see `inbox`).
+A service writes its events with `add_events` on the connection of the transaction that
+makes the change (`asf_kit.uow.unit_of_work` does it), so the change and its events commit
+or roll back together. The relay claims unpublished rows (`FOR UPDATE SKIP LOCKED`, so
+replicas share the work), publishes them with publisher confirms, and marks them published
+in the same transaction. A crash after the publish and before the commit republishes the
+batch: delivery is at least once, and consumers deduplicate by `event_id` (see `inbox`).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from asf_contracts import EXCHANGE, Envelope
 from asf_kit import context, telemetry
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
+from asf_kit.worker import Worker
 
 log = get_logger(__name__)
 
@@ -37,7 +37,6 @@ OUTBOX_BACKLOG = Gauge("outbox_backlog", "Events written but not yet published")
 OUTBOX_OLDEST_AGE = Gauge(
     "outbox_oldest_age_seconds", "Age of the oldest unpublished event, 0 when none"
 )
-RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay rounds that failed")
 
 EXCHANGE_DECL = RabbitExchange(EXCHANGE, type=ExchangeType.TOPIC, durable=True)
 
@@ -86,12 +85,13 @@ async def add_events(conn: Conn, events: list[Envelope]) -> None:
         await conn.executemany(_INSERT, [_row(e) for e in events])
 
 
-async def add_event(conn: Conn, event: Envelope) -> None:
-    await add_events(conn, [event])
+class OutboxRelay(Worker):
+    """Publishes outbox rows to `asf.events` with publisher confirms.
 
-
-class OutboxRelay:
-    """Publishes outbox rows to `asf.events` with publisher confirms."""
+    Woken by NOTIFY `outbox` (sent by the outbox table's trigger on insert), polling every
+    `poll_interval` as a fallback; a kit `Worker`, so it backs off, counts failures and stops
+    like every other loop.
+    """
 
     def __init__(
         self,
@@ -103,83 +103,26 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         retention_days: int = 7,
     ) -> None:
+        super().__init__("outbox-relay", dsn=dsn, channel="outbox", interval=poll_interval)
         self._pool = pool
         self._broker = broker
-        self._dsn = dsn
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._retention_days = retention_days
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         self._last_purge = 0.0
         self._last_observed = 0.0
-        self.healthy = False
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self, flush: bool = True, grace: float = 10.0) -> None:
+    async def stop(self, grace: float = 10.0, *, flush: bool = True) -> None:
         """Stop the loop; with `flush`, publish what is left first (graceful shutdown)."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, grace)
-            self._task = None
+        await super().stop(grace)
         if flush:
             with contextlib.suppress(Exception):
                 while await self.publish_batch():
                     pass
-        await self._close_listener()
 
-    async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        try:
-            self._listener = await asyncpg.connect(self._dsn)
-            await self._listener.add_listener("outbox", lambda *_: self._wake.set())
-        except (OSError, asyncpg.PostgresError) as e:
-            self._listener = None
-            log.warning("outbox listener unavailable; polling", error=str(e))
-
-    async def _close_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
-            self._listener = None
-
-    async def _run(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                await self._listen()
-                # Cleared before claiming, so a wake-up during the round starts another one.
-                self._wake.clear()
-                published = await self.publish_batch()
-                self.healthy = True
-                backoff = 0.2
-                await self._observe()
-                if published >= self._batch_size or self._wake.is_set():
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                self.healthy = False
-                RELAY_FAILURES.inc()
-                log.warning("outbox relay round failed; will retry", error=str(e),
-                            error_type=type(e).__name__, retry_in=backoff)
-                await self._close_listener()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+    async def round(self) -> bool:
+        published = await self.publish_batch()
+        await self._observe()
+        return published >= self._batch_size
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch; returns how many were published."""

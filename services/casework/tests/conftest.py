@@ -4,12 +4,10 @@ PostgreSQL and RabbitMQ, and helpers to feed registry events and make participan
 from __future__ import annotations
 
 import asyncio
-import base64
-import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +15,20 @@ import aio_pika
 import asyncpg
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from stdnum import luhn
 
 from asf_contracts import EXCHANGE, Envelope
 from asf_contracts import registry as reg
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import (
+from asf_testing import (
+    DATA_KEY,
     JWT_TEST_SECRET,
     EventTap,
     auth,
     captured_logs,
-    delete_queues,
     event_tap,
     fresh_database,
+    identity_number,
+    serving,
     unique_namespace,
 )
 from casework.app import create_app
@@ -39,22 +36,6 @@ from casework.service import Casework
 from casework.settings import CaseworkSettings
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-DATA_KEY = base64.b64encode(bytes(range(32))).decode()
-
-_serial = itertools.count(1)
-
-
-def new_identity_number(dash: bool = True, coordination: bool = False) -> str:
-    """A valid, session-unique personnummer (or samordningsnummer) as YYYYMMDD-NNNN."""
-    n = next(_serial)
-    born = date(1950, 1, 1) + timedelta(days=n * 3)
-    day = born.day + (60 if coordination else 0)
-    head = f"{born:%y%m}{day:02d}"
-    serial = f"{(n * 7) % 1000:03d}"
-    check = luhn.calc_check_digit(head + serial)
-    sep = "-" if dash else ""
-    return f"{born.year // 100}{head}{sep}{serial}{check}"
-
 
 @dataclass
 class Env:
@@ -106,13 +87,10 @@ async def env(postgres_url: str, broker_url: str, log_lines: list[str],
             channel = await connection.channel()
             exchange = await channel.declare_exchange(
                 EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-            async with LifespanManager(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://casework"
-            ) as client:
+            async with serving(app, "http://casework") as client:
                 yield Env(app, client, settings, app.state.casework, exchange)
         finally:
             await connection.close()
-            await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
 
 
 @pytest.fixture
@@ -207,7 +185,7 @@ def refer(client: httpx.AsyncClient, personal_data_used: list[str]) -> Refer:
     async def make(headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
             "given_name": "Testa", "family_name": "Testsson",
-            "personal_identity_number": new_identity_number(),
+            "personal_identity_number": identity_number(),
             "phone": "070-123 45 67", "email": "testa@example.se",
             "referral_source": "social_services",
         }
@@ -248,9 +226,3 @@ def place(client: httpx.AsyncClient) -> Move:
         return await client.post(f"/participants/{pid}/placements", json=body, headers=headers)
 
     return go
-
-
-@pytest.fixture
-def identity_number() -> Callable[..., str]:
-    """`identity_number(dash=True, coordination=False)`: a fresh valid number."""
-    return new_identity_number

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from asf_kit.testing import auth
+from asf_testing import auth
 
 SOME_ID = str(uuid.uuid4())
 

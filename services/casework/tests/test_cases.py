@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asf_contracts import registry as reg
-from asf_kit.testing import event_tap
+from asf_testing import event_tap
 
 EMPLOYMENT = {"form": "new_start_job", "employer_name": "Bygg AB",
               "start": (date.today() - timedelta(days=10)).isoformat()}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asf_kit.testing import event_tap
+from asf_testing import event_tap
 
 
 def _strings(value: Any) -> list[str]:

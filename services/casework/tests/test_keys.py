@@ -12,7 +12,7 @@ import pytest
 from asf_kit.auth import Principal
 from asf_kit.db import create_pool
 from asf_kit.problems import Problem
-from asf_kit.testing import fresh_database
+from asf_testing import fresh_database
 from casework.crypto import Vault
 from casework.inputs import ParticipantIn
 from casework.service import Casework

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from asf_kit.testing import auth, event_tap
+from asf_testing import auth, event_tap
 
 
 async def test_create_returns_the_whole_participant(

@@ -10,7 +10,7 @@ import aio_pika
 
 from asf_contracts import registry as reg
 from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import event_tap
+from asf_testing import event_tap
 
 
 def _company(cid: uuid.UUID, **changes: Any) -> dict[str, Any]:

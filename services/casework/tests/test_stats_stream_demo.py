@@ -9,11 +9,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-import httpx
-from asgi_lifespan import LifespanManager
-
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import auth, delete_queues, unique_namespace
+from asf_testing import auth, serving, unique_namespace
 from casework.app import create_app
 
 STATS_MUNICIPALITY = "0999"  # used by no other test, so the figures are exact
@@ -141,20 +137,15 @@ async def test_stream_sends_case_changes_in_scope_only(
         assert other not in text and "Strömsson" not in text
 
         # a change made on another replica reaches this replica's stream (LISTEN/NOTIFY)
-        namespace = unique_namespace()
-        replica = create_app(env.settings.model_copy(update={"queue_namespace": namespace}))
-        try:
-            async with LifespanManager(replica), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=replica), base_url="http://replica-2"
-            ) as client2:
-                r = await client2.post("/participants", headers=headers, json={
-                    "given_name": "Replika", "family_name": "Tvåsson",
-                    "personal_identity_number": identity_number(),
-                    "referral_source": "self"})
-                assert r.status_code == 201
-                await until(r.json()["id"])
-        finally:
-            await delete_queues(broker_url, ServiceQueues(service=namespace + "casework"))
+        replica = create_app(env.settings.model_copy(
+            update={"queue_namespace": unique_namespace()}))
+        async with serving(replica, "http://replica-2") as client2:
+            r = await client2.post("/participants", headers=headers, json={
+                "given_name": "Replika", "family_name": "Tvåsson",
+                "personal_identity_number": identity_number(),
+                "referral_source": "self"})
+            assert r.status_code == 201
+            await until(r.json()["id"])
     finally:
         disconnect.set()
         async with asyncio.timeout(5):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from asf_kit.testing import EventTap
+from asf_testing import EventTap
 
 
 async def test_no_personal_data_in_any_event_or_log_line(

@@ -13,15 +13,19 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from asf_contracts import EXCHANGE, Envelope
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, auth, delete_queues, fresh_database, unique_namespace
+from asf_testing import (
+    JWT_TEST_SECRET,
+    SmtpServer,
+    auth,
+    fresh_database,
+    serving,
+    unique_namespace,
+)
 from notifications.app import create_app
 from notifications.settings import NotificationsSettings
-from notifications.testing import SmtpServer
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 FRONTEND = "https://asf.test"
@@ -56,15 +60,11 @@ def notifications_settings(
 
 @pytest.fixture(scope="session")
 async def notifications_app(
-    notifications_settings: NotificationsSettings, broker_url: str
+    notifications_settings: NotificationsSettings,
 ) -> AsyncIterator[FastAPI]:
     app = create_app(notifications_settings)
-    try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-            yield app
-    finally:
-        await delete_queues(broker_url, ServiceQueues(
-            service=notifications_settings.queue_namespace + "notifications"))
+    async with serving(app):
+        yield app
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
-from asf_kit.testing import auth
+from asf_testing import auth
 from notifications import service
 
 

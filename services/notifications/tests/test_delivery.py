@@ -11,9 +11,9 @@ from fastapi import FastAPI
 
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
+from asf_testing import text_of
 from notifications import service, store
 from notifications.store import NewDelivery
-from notifications.testing import text_of
 
 FRONTEND = "https://asf.test"
 

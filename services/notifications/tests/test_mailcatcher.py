@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
-import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from asf_contracts import registry as reg
-from asf_contracts.topology import ServiceQueues
-from asf_kit.testing import JWT_TEST_SECRET, auth, delete_queues, fresh_database, unique_namespace
+from asf_testing import (
+    JWT_TEST_SECRET,
+    auth,
+    free_port,
+    fresh_database,
+    serving,
+    unique_namespace,
+)
 from notifications import cli, mailcatcher
 from notifications.app import create_app
 from notifications.settings import NotificationsSettings
-from notifications.testing import free_port
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -67,30 +70,24 @@ async def test_without_smtp_host_the_service_catches_its_own_mail(
             mailcatcher_dir=str(tmp_path / "mail"), sweeper_interval=0.5, digest_enabled=False,
         )
         app = create_app(settings)
-        try:
-            async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30), \
-                    httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                      base_url="http://n") as client:
-                email = f"info-{uuid.uuid4().hex[:8]}@example.se"
-                r = await client.post("/contacts", headers=auth("analyst"), json={
-                    "name": "Info", "email": email, "role": "information_officer"})
-                assert r.status_code == 201
-                title = f"Fångad {uuid.uuid4().hex[:6]}"
-                await publish(reg.LEARNING_EXAMPLE_SUBMITTED, {
-                    "id": str(uuid.uuid4()), "municipality_code": "0180", "company_ids": [],
-                    "title": title, "summary": "S", "collaboration_types": ["other"],
-                    "contact": {"name": "N", "email": "n@example.se"}})
+        async with serving(app, "http://n") as client:
+            email = f"info-{uuid.uuid4().hex[:8]}@example.se"
+            r = await client.post("/contacts", headers=auth("analyst"), json={
+                "name": "Info", "email": email, "role": "information_officer"})
+            assert r.status_code == 201
+            title = f"Fångad {uuid.uuid4().hex[:6]}"
+            await publish(reg.LEARNING_EXAMPLE_SUBMITTED, {
+                "id": str(uuid.uuid4()), "municipality_code": "0180", "company_ids": [],
+                "title": title, "summary": "S", "collaboration_types": ["other"],
+                "contact": {"name": "N", "email": "n@example.se"}})
 
-                async def listed() -> list[dict[str, Any]]:
-                    r = await client.get("/mailcatcher", headers=auth("analyst"))
-                    assert r.status_code == 200
-                    return [m for m in r.json()["items"] if title in m["subject"]]
+            async def listed() -> list[dict[str, Any]]:
+                r = await client.get("/mailcatcher", headers=auth("analyst"))
+                assert r.status_code == 200
+                return [m for m in r.json()["items"] if title in m["subject"]]
 
-                [mail] = await eventually(listed, what="the caught email")
-                assert mail["to"] == email and mail["file"].endswith(".eml")
-        finally:
-            await delete_queues(broker_url, ServiceQueues(
-                service=settings.queue_namespace + "notifications"))
+            [mail] = await eventually(listed, what="the caught email")
+            assert mail["to"] == email and mail["file"].endswith(".eml")
 
 
 @pytest.mark.usefixtures("keep_logging")

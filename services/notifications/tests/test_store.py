@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from asf_kit.testing import fresh_database
+from asf_testing import fresh_database
 from notifications import service, store
 from notifications.domain import Template
 from notifications.store import NewDelivery

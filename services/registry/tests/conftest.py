@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from stdnum import luhn
 
-from asf_kit.testing import JWT_TEST_SECRET, auth, fresh_database
+from asf_testing import JWT_TEST_SECRET, auth, fresh_database, org_number, serving
 from registry.app import create_app
 from registry.settings import RegistrySettings
 
@@ -42,7 +40,7 @@ def registry_settings(registry_db: str, broker_url: str) -> RegistrySettings:
 @pytest.fixture(scope="session")
 async def registry_app(registry_settings: RegistrySettings) -> AsyncIterator[FastAPI]:
     app = create_app(registry_settings)
-    async with LifespanManager(app):
+    async with serving(app):
         yield app
 
 
@@ -53,17 +51,9 @@ async def client(registry_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def make_org_number(first: str = "7") -> str:
-    """A valid, random organisationsnummer of an economic association (group 7)."""
-    body = first + "".join(random.choices("0123456789", k=1)) + str(random.randint(2, 9)) + \
-        "".join(random.choices("0123456789", k=6))
-    digits = body + luhn.calc_check_digit(body)
-    return f"{digits[:6]}-{digits[6:]}"
-
-
 def company_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "org_number": make_org_number(),
+        "org_number": org_number(),
         "name": f"Testföretaget {random.randint(1, 10**9)}",
         "legal_form": "ekonomisk_forening",
         "municipality_code": "0180",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from asf_kit.auth import TokenVerifier, mint_token
 from asf_kit.problems import Problem
 from asf_kit.settings import ServiceSettings
-from asf_kit.testing import JWT_TEST_SECRET
+from asf_testing import JWT_TEST_SECRET
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -58,7 +59,7 @@ async def test_alg_none_is_refused(client: httpx.AsyncClient) -> None:
     assert r.status_code == 401
 
 
-def test_jwks_file_with_issuer_and_audience(tmp_path: Path) -> None:
+async def test_jwks_file_with_issuer_and_audience(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="k1", use="sig", alg="ES256")
@@ -66,19 +67,19 @@ def test_jwks_file_with_issuer_and_audience(tmp_path: Path) -> None:
     jwks.write_text(json.dumps({"keys": [jwk]}))
     verifier = TokenVerifier(ServiceSettings(
         jwt_jwks_file=str(jwks), jwt_issuer="https://idp.example", jwt_audience="asf"))
-    claims = {"sub": "u1", "roles": ["analyst"], "exp": 4102444800,
-              "iss": "https://idp.example", "aud": "asf"}
+    claims = {"sub": "u1", "roles": ["analyst"], "iat": int(time.time()),
+              "exp": int(time.time()) + 3600, "iss": "https://idp.example", "aud": "asf"}
     good = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
-    assert verifier.verify(good).roles == frozenset({"analyst"})
+    assert (await verifier.verify(good)).roles == frozenset({"analyst"})
     for bad_claims in ({**claims, "iss": "https://evil"}, {**claims, "aud": "other"}):
         bad = jwt.encode(bad_claims, key, algorithm="ES256", headers={"kid": "k1"})
         with pytest.raises(Problem) as refused:
-            verifier.verify(bad)
+            await verifier.verify(bad)
         assert refused.value.status == 401
     hs = mint_token(JWT_TEST_SECRET, "u1", ["analyst"], issuer="https://idp.example",
                     audience="asf")
     with pytest.raises(Problem):
-        verifier.verify(hs)  # an HS256 token must not pass where a JWKS is configured
+        await verifier.verify(hs)  # an HS256 token must not pass where a JWKS is configured
 
 
 def test_settings_without_any_key_refuse_to_start() -> None:

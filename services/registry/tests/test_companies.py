@@ -260,7 +260,7 @@ async def test_update_recomputes_derived_fields_and_validates(
 async def test_another_reps_company_is_forbidden(
     client: httpx.AsyncClient, headers: Headers, new_company: Callable[..., Any]
 ) -> None:
-    from asf_kit.testing import auth
+    from asf_testing import auth
 
     c = await new_company()
     other = auth("company_rep", sub="rep-2", company_id="00000000-0000-4000-8000-000000000001")

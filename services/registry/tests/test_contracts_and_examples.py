@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asf_kit.testing import auth, event_tap
+from asf_testing import auth, event_tap
 
 Headers = dict[str, dict[str, str]]
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from asf_contracts import Envelope
 from asf_kit.outbox import OutboxRelay
-from asf_kit.testing import event_tap
+from asf_testing import event_tap
 
 Headers = dict[str, dict[str, str]]
 

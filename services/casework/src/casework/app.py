@@ -11,7 +11,6 @@ from fastapi import FastAPI
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit import http, telemetry
-from asf_kit.auth import TokenVerifier
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
@@ -74,7 +73,6 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.casework = casework
-    app.state.verifier = TokenVerifier(settings)
     app.state.broadcaster = broadcaster
     app.include_router(api.router)
     return app

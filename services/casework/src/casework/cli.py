@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import sys
 from datetime import date
+from importlib.metadata import version as _dist_version
 from pathlib import Path
 
 from asf_kit import cli
-from casework.app import VERSION
 from casework.settings import CaseworkSettings
 
+VERSION = _dist_version("asf-casework")  # not from `app`: serve checks settings first
 MIGRATIONS = Path(__file__).parent / "migrations"
 if not MIGRATIONS.exists():  # running from a source checkout
     MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 
-from asf_kit.settings import ServiceSettings
+from asf_kit.settings import Secret, ServiceSettings
 
 
 class CaseworkSettings(ServiceSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/asf_casework"
     port: int = 8002
 
-    casework_data_key: str | None = Field(
+    casework_data_key: Annotated[str | None, Secret(encoding="base64")] = Field(
         default=None,
         description="Master key for personal data: base64 of 32 random bytes "
         "(`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`).",
@@ -19,7 +21,9 @@ class CaseworkSettings(ServiceSettings):
     casework_data_key_id: str = Field(
         default="k1", description="Id of `casework_data_key`, stored with each row it wraps"
     )
-    casework_previous_data_keys: dict[str, str] = Field(
+    casework_previous_data_keys: Annotated[
+        dict[str, str], Secret(required=False, encoding="base64")
+    ] = Field(
         default_factory=dict,
         description="Older master keys by id (JSON), still able to unwrap rows during rotation",
     )

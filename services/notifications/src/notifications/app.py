@@ -14,7 +14,6 @@ from fastapi import FastAPI
 
 from asf_contracts.topology import ServiceQueues
 from asf_kit import http, telemetry
-from asf_kit.auth import TokenVerifier
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
@@ -78,6 +77,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.sweeper = sweeper
-    app.state.verifier = TokenVerifier(settings)
     app.include_router(api.router)
     return app

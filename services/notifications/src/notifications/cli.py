@@ -7,13 +7,13 @@ import asyncio
 import sys
 import time
 from datetime import UTC, date, datetime
+from importlib.metadata import version as _dist_version
 from pathlib import Path
 
 from asf_kit import cli
-from asf_kit.db import create_pool
-from notifications.app import VERSION
 from notifications.settings import NotificationsSettings
 
+VERSION = _dist_version("asf-notifications")  # not from `app`: serve checks settings first
 MIGRATIONS = Path(__file__).parent / "migrations"
 if not MIGRATIONS.exists():  # running from a source checkout
     MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -56,6 +56,7 @@ def _configure_mail(p: argparse.ArgumentParser) -> None:
 
 
 def _digest(args: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
     from notifications import domain, service
 
     s = NotificationsSettings()
@@ -81,6 +82,7 @@ def _configure_digest(p: argparse.ArgumentParser) -> None:
 
 
 def _seed_demo(_: argparse.Namespace) -> int:
+    from asf_kit.db import create_pool
     from notifications import service
 
     async def go() -> int:

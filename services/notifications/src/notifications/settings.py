@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr
 
-from asf_kit.settings import ServiceSettings
+from asf_kit.settings import Secret, ServiceSettings
 
 
 class NotificationsSettings(ServiceSettings):
@@ -17,7 +19,7 @@ class NotificationsSettings(ServiceSettings):
     )
     smtp_port: int = 25
     smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_password: Annotated[SecretStr | None, Secret(required=False)] = None
     smtp_starttls: bool = False
     smtp_timeout: float = Field(default=15.0, description="Seconds for one SMTP conversation")
     mail_from: str = "ASF Samverkan <noreply@asf-samverkan.se>"
@@ -43,3 +45,13 @@ class NotificationsSettings(ServiceSettings):
     mailcatcher_dir: str = "var/mail"
     mailcatcher_host: str = "127.0.0.1"
     mailcatcher_port: int = 1025
+
+    def production_problems(self) -> list[str]:
+        """Mail must leave for real in production: a relay, and never in clear text."""
+        problems = super().production_problems()
+        if not self.smtp_host:
+            problems.append("SMTP_HOST is missing: without it mail goes to the built-in "
+                            "mail catcher and never leaves")
+        if getattr(self, "smtp_tls", "starttls") == "none":
+            problems.append("SMTP_TLS is none: mail would cross the network in clear text")
+        return problems

@@ -9,7 +9,6 @@ from importlib.metadata import version as _dist_version
 from fastapi import FastAPI
 
 from asf_kit import http, telemetry
-from asf_kit.auth import TokenVerifier
 from asf_kit.runtime import Runtime
 from registry import api
 from registry.settings import RegistrySettings
@@ -43,6 +42,5 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         observe=runtime.observe,
     )
     app.state.runtime = runtime
-    app.state.verifier = TokenVerifier(settings)
     app.include_router(api.router)
     return app

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from importlib.metadata import version as _dist_version
 from pathlib import Path
 
 from asf_kit import cli
-from registry.app import VERSION
 from registry.settings import RegistrySettings
 
+VERSION = _dist_version("asf-registry")  # not from `app`: serve checks settings first
 MIGRATIONS = Path(__file__).parent / "migrations"
 if not MIGRATIONS.exists():  # running from a source checkout
     MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"

@@ -1,8 +1,7 @@
 """A real SMTP server for tests, in the test's own process (aiosmtpd on a free port).
 
-It records what it accepts, refuses the recipients it is told to (451 or 550), and can
-be taken down and brought back. The notification tests use it; so can a cross-service
-test that runs this service beside the others:
+It records what it accepts, refuses the recipients it is told to (451 or 550), and can be
+taken down and brought back:
 
     smtp = SmtpServer(); smtp.up()
     create_app(NotificationsSettings(smtp_host="127.0.0.1", smtp_port=smtp.port, ...))
@@ -10,18 +9,13 @@ test that runs this service beside the others:
 
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from asf_testing.processes import free_port
 
 
 def text_of(msg: EmailMessage) -> str:
