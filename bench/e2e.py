@@ -75,7 +75,7 @@ async def end_to_end(broker_url: str, *, rate: float, seconds: float, log_dir: P
             namespace = f"bench{uuid.uuid4().hex[:6]}."
             not_env = {"DATABASE_URL": not_dsn, "BROKER_URL": broker_url, "LOG_LEVEL": "INFO",
                        "QUEUE_NAMESPACE": namespace,
-                       "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
+                       "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "SMTP_TLS": "none",
                        "DIGEST_ENABLED": "false"}
             async with service_process("notifications.cli", not_env,
                                        log_dir / "notifications-e2e.log") as notif, \

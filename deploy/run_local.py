@@ -45,7 +45,7 @@ def service_env(name: str, port: int, database: str) -> dict[str, str]:
     env["PORT"] = env.get(f"{name.upper()}_PORT", str(port))
     env["DATABASE_URL"] = env.get(f"{name.upper()}_DATABASE_URL", f"{pg}/{database}")
     env.setdefault("MAILCATCHER_DIR", str(ROOT / "var" / "mail"))
-    env.setdefault("FRONTEND_BASE_URL", "http://localhost:5173")
+    env.setdefault("FRONTEND_BASE_URL", "http://localhost:8000")  # the web app
     # A stable development key so demo data stays readable across restarts.
     env.setdefault("CASEWORK_DATA_KEY", "ZGV2LWtleS1kZXYta2V5LWRldi1rZXktZGV2LWtleSE=")
     return env

@@ -49,6 +49,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/deliveries/{delivery_id}/retry"): allow(200, "analyst"),
     ("GET", "/templates"): allow(200, "analyst"),
     ("POST", "/templates/{name}/preview"): allow(200, "analyst"),
+    ("GET", "/templates/{name}/versions"): allow(200, "analyst"),
+    ("POST", "/templates/{name}/versions"): allow(201, "analyst"),
+    ("POST", "/templates/{name}/versions/{version}/activation"): allow(200, "analyst"),
     ("GET", "/mailcatcher"): allow(200, "analyst"),
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
@@ -100,7 +103,11 @@ async def prepare(c: httpx.AsyncClient, app: FastAPI, method: str, path: str
         return path, {"json": {"event_type": "registry.contract.awarded",
                                "role": "information_officer"}}
     if path.startswith("/templates/"):
-        return path.replace("{name}", "learning_example_submitted"), {"json": {"locale": "en"}}
+        url = path.replace("{name}", "learning_example_submitted").replace("{version}", "1")
+        if (method, path) == ("POST", "/templates/{name}/versions"):
+            text = {"subject": "{{ title }}", "text": "{{ link }}", "html": "<p>{{ link }}</p>"}
+            return url, {"json": {"sv": text, "en": text, "note": "matris"}}
+        return url, {"json": {"locale": "en"}} if url.endswith("/preview") else {}
     if "{" not in path:
         return path, {}
     r = await c.post("/contacts", json=contact, headers=ANALYST)

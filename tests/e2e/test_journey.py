@@ -47,7 +47,6 @@ from asf_testing import (
 )
 from casework.app import create_app as casework_app
 from casework.settings import CaseworkSettings
-from notifications import service as notifications_service
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
 from registry.app import create_app as registry_app
@@ -126,7 +125,7 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                     follow_up_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                    smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
+                    smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
                     sweeper_interval=0.2, digest_enabled=False, **common)),
             }
             try:
@@ -247,9 +246,8 @@ async def test_the_whole_journey(stack: Stack) -> None:
             "SELECT count(*) FROM inbox WHERE event_type = 'casework.participant.employed'"))
 
     await eventually(employed_collected, "the employment to reach notifications")
-    await notifications_service.run_digest(
-        s.pool("notifications"), datetime.now(ZoneInfo("Europe/Stockholm")).date(),
-        "Europe/Stockholm", "http://localhost:5173")
+    await s.apps["notifications"].state.notifications.run_digest(
+        datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
     expected = {
         "registrator@registry.example": 1,   # company registered

@@ -950,7 +950,7 @@ async def fault_run(postgres_url: str, broker_url: str, opts: Options) -> Figure
                     "FOLLOW_UP_SWEEP_INTERVAL": "2"}, log_dir),
                 "notifications": ServiceProc("notifications", {
                     **common, "DATABASE_URL": no_db, "SMTP_HOST": "127.0.0.1",
-                    "SMTP_PORT": str(smtp.port), "SMTP_TIMEOUT": "5",
+                    "SMTP_PORT": str(smtp.port), "SMTP_TLS": "none", "SMTP_TIMEOUT": "5",
                     "RETRY_BASE_SECONDS": "0.5", "RETRY_CAP_SECONDS": "4",
                     "MAX_ATTEMPTS": "1000", "SWEEPER_INTERVAL": "0.5",
                     "SENDING_TIMEOUT_SECONDS": "10", "DIGEST_ENABLED": "false",

@@ -94,8 +94,9 @@ def _settings(name: str, dsn: str, broker_url: str, smtp_port: int) -> ServiceSe
     from notifications.settings import NotificationsSettings
 
     return NotificationsSettings(**common, smtp_host="127.0.0.1", smtp_port=smtp_port,
-                                 smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0,
-                                 sweeper_interval=0.5, digest_enabled=False)
+                                 smtp_tls="none", smtp_timeout=3, retry_base_seconds=0.2,
+                                 retry_cap_seconds=1.0, sweeper_interval=0.5,
+                                 digest_enabled=False)
 
 
 def _create_app(name: str, settings: ServiceSettings) -> FastAPI:

@@ -52,7 +52,8 @@ def notifications_settings(
     return NotificationsSettings(
         database_url=notifications_db, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
         queue_namespace=unique_namespace(), smtp_host="127.0.0.1", smtp_port=smtp.port,
-        smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0, max_attempts=50,
+        smtp_tls="none", smtp_timeout=3, retry_base_seconds=0.2, retry_cap_seconds=1.0,
+        max_attempts=50,
         sweeper_interval=0.5, sending_timeout_seconds=5, digest_enabled=False,
         frontend_base_url=FRONTEND, log_format="json",
     )
@@ -167,5 +168,61 @@ def deliveries(client: httpx.AsyncClient, analyst: dict[str, str]) -> Callable[
         assert r.status_code == 200, r.text
         items: list[dict[str, Any]] = r.json()["items"]
         return items
+
+    return get
+
+
+def _company_payload(company_id: uuid.UUID, *emails: str, status: str = "pending",
+                     municipality_code: str = "0180") -> dict[str, Any]:
+    return {
+        "id": str(company_id), "org_number": "769600-1234", "name": f"Bolaget {company_id.hex[:6]}",
+        "legal_form": "ekonomisk_forening", "municipality_code": municipality_code,
+        "county_code": municipality_code[:2], "industries": ["cafe_restaurant"],
+        "training_places": 3, "origin": "founded", "status": status, "qualifies_as_asf": True,
+        "reserved_contract_eligible": True, "verification_level": "self_declared",
+        "contacts": [{"name": f"Kontakt {e.split('@')[0]}", "email": e} for e in emails],
+    }
+
+
+@pytest.fixture(scope="session")
+def company_payload() -> Callable[..., dict[str, Any]]:
+    """A registry company event's payload, with a contact per email:
+    `company_payload(company_id, *emails, status=..., municipality_code=...)`."""
+    return _company_payload
+
+
+@pytest.fixture
+def known_company(
+    publish: Publish, client: httpx.AsyncClient, analyst: dict[str, str],
+    eventually: Eventually,
+) -> Callable[..., Awaitable[uuid.UUID]]:
+    """A company notifications has heard of (registered), its contacts mirrored."""
+
+    async def make(*emails: str, municipality_code: str = "0180") -> uuid.UUID:
+        company_id = uuid.uuid4()
+        await publish("registry.company.registered",
+                      _company_payload(company_id, *emails, municipality_code=municipality_code),
+                      aggregate_id=company_id)
+
+        async def mirrored() -> bool:
+            r = await client.get("/contacts", params={"company_id": str(company_id)},
+                                 headers=analyst)
+            return len(r.json()["items"]) == len(emails)
+
+        await eventually(mirrored, what="the company's contacts")
+        return company_id
+
+    return make
+
+
+@pytest.fixture
+def sent(deliveries: Callable[..., Awaitable[list[dict[str, Any]]]]) -> Callable[
+    ..., Awaitable[dict[str, Any] | None]
+]:
+    """The one delivery matching the filters once it is `sent` (None before)."""
+
+    async def get(**filters: Any) -> dict[str, Any] | None:
+        items = await deliveries(**filters)
+        return items[0] if len(items) == 1 and items[0]["status"] == "sent" else None
 
     return get

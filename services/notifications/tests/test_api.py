@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
 from asf_testing import auth
-from notifications import service
 
 
 def fields(r: httpx.Response) -> set[str]:
@@ -139,7 +138,8 @@ async def test_default_routing_is_seeded_once(
     assert (cw.PLACEMENTS_FLAGGED, "case_worker", "placements_flagged", "immediate") in before
     assert (reg.COMPANY_REGISTERED, "company_contact", "company_registered_receipt",
             "immediate") in before
-    await service.seed(notifications_app.state.settings.database_url)
+    async with notifications_app.state.runtime.pool.acquire() as conn:
+        await notifications_app.state.notifications.seed(conn)
     assert await routing() == before
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from asf_contracts import casework as cw
 from asf_contracts import registry as reg
 from asf_testing import text_of
-from notifications import service, store
+from notifications import store
 from notifications.store import NewDelivery
 
 FRONTEND = "https://asf.test"
@@ -263,10 +263,10 @@ async def test_the_daily_digest_counts_employments_per_municipality(
     at_once = await deliveries(contact_id=officer["id"], event_id=events[0].event_id)
     assert at_once == []  # collected for the digest, not sent
 
-    settings = notifications_app.state.settings
-    made = await service.run_digest(pool, date(2025, 3, 14), settings.timezone, FRONTEND)
+    notifications = notifications_app.state.notifications
+    made = await notifications.run_digest(date(2025, 3, 14))
     assert made
-    again = await service.run_digest(pool, date(2025, 3, 14), settings.timezone, FRONTEND)
+    again = await notifications.run_digest(date(2025, 3, 14))
     assert again == []
     mail = (await eventually(lambda: smtp.to(officer["email"], "2025-03-14"), what="digest"))[0]
     assert mail["Subject"] == "Daily summary 2025-03-14: 3 event(s)"
@@ -276,9 +276,9 @@ async def test_the_daily_digest_counts_employments_per_municipality(
 
     # The clock decides which day a scheduled run sums up.
     early = datetime(2025, 3, 16, 5, tzinfo=UTC)  # 06:00 in Stockholm, before 07:00
-    assert await service.run_due_digest(pool, early, settings.timezone, 7, FRONTEND) == []
+    assert await notifications.run_due_digest(early) == []
     later = datetime(2025, 3, 16, 7, tzinfo=UTC)
-    assert await service.run_due_digest(pool, later, settings.timezone, 7, FRONTEND)
+    assert await notifications.run_due_digest(later)
     second = await eventually(lambda: smtp.to(officer["email"], "2025-03-15"),
                               what="next digest")
     assert "municipality 1480: 1" in text_of(second[0])

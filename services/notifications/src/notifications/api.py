@@ -7,35 +7,34 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from asf_kit.api import (
     Cursor,
     IfMatch,
     Limit,
-    Pool,
     if_match_version,
     problems,
     set_etag,
     time_cursor,
 )
 from asf_kit.auth import Principal, Role, require
-from asf_kit.pagination import DEFAULT_LIMIT, Page, encode_cursor
-from asf_kit.problems import not_found
-from notifications import mailcatcher, service, store
+from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
+from asf_kit.problems import invalid, not_found
+from notifications import mailcatcher
 from notifications.domain import (
     Contact,
     ContactIn,
     ContactPatch,
     Delivery,
     DeliveryStatus,
-    Locale,
     RoleName,
     Subscription,
     SubscriptionIn,
     SubscriptionPatch,
-    Template,
 )
+from notifications.mail_templates import Locale, Template, TemplateVersion, TemplateVersionIn
+from notifications.service import Notifications
 from notifications.settings import NotificationsSettings
 
 router = APIRouter()
@@ -46,7 +45,15 @@ def _settings(request: Request) -> NotificationsSettings:
     return settings
 
 
+def _notifications(request: Request) -> Notifications:
+    notifications: Notifications = request.app.state.notifications
+    return notifications
+
+
 Settings = Annotated[NotificationsSettings, Depends(_settings)]
+Service = Annotated[Notifications, Depends(_notifications)]
+TemplateName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")]
+MAX_VERSION = 2**31 - 1  # a PostgreSQL integer
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 DeliveryReader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
 _errors = problems(403, 404, 409, 412, 428)
@@ -63,10 +70,10 @@ def _next(items: list[Any], limit: int) -> str | None:
 
 
 @router.post("/contacts", status_code=201, tags=["contacts"], responses=_errors)
-async def create_contact(body: ContactIn, pool: Pool, _: Analyst, response: Response) -> Contact:
+async def create_contact(body: ContactIn, svc: Service, _: Analyst, response: Response) -> Contact:
     """Someone to email: an information officer, a registry officer, a case worker (give
     `subject`, their JWT `sub`, so events naming them reach them)."""
-    contact = await service.create_contact(pool, body)
+    contact = await svc.create_contact(body)
     set_etag(response, contact.version)
     response.headers["Location"] = f"/contacts/{contact.id}"
     return contact
@@ -74,7 +81,7 @@ async def create_contact(body: ContactIn, pool: Pool, _: Analyst, response: Resp
 
 @router.get("/contacts", tags=["contacts"], responses=_errors)
 async def list_contacts(
-    pool: Pool,
+    svc: Service,
     _: Analyst,
     role: RoleName | None = None,
     company_id: UUID | None = None,
@@ -82,35 +89,34 @@ async def list_contacts(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[Contact]:
-    async with pool.acquire() as conn:
-        items = await store.list_contacts(
-            conn, role=role, company_id=company_id, municipality_code=municipality_code,
-            after=time_cursor(cursor), limit=limit + 1,
-        )
+    items = await svc.list_contacts(
+        role=role, company_id=company_id, municipality_code=municipality_code,
+        after=time_cursor(cursor), limit=limit + 1,
+    )
     return Page[Contact](items=items[:limit], next_cursor=_next(items, limit))
 
 
 @router.get("/contacts/{contact_id}", tags=["contacts"], responses=_errors)
-async def get_contact(contact_id: UUID, pool: Pool, _: Analyst, response: Response) -> Contact:
-    contact = await service.get_contact(pool, contact_id)
+async def get_contact(contact_id: UUID, svc: Service, _: Analyst, response: Response) -> Contact:
+    contact = await svc.get_contact(contact_id)
     set_etag(response, contact.version)
     return contact
 
 
 @router.patch("/contacts/{contact_id}", tags=["contacts"], responses=_errors)
 async def update_contact(
-    contact_id: UUID, body: ContactPatch, pool: Pool, _: Analyst, response: Response,
+    contact_id: UUID, body: ContactPatch, svc: Service, _: Analyst, response: Response,
     if_match: IfMatch = None,
 ) -> Contact:
     """Change a contact. Needs the version read (If-Match or `version`); 412 when stale."""
-    contact = await service.update_contact(pool, contact_id, body, if_match_version(if_match))
+    contact = await svc.update_contact(contact_id, body, if_match_version(if_match))
     set_etag(response, contact.version)
     return contact
 
 
 @router.delete("/contacts/{contact_id}", status_code=204, tags=["contacts"], responses=_errors)
-async def delete_contact(contact_id: UUID, pool: Pool, _: Analyst) -> Response:
-    await service.delete_contact(pool, contact_id)
+async def delete_contact(contact_id: UUID, svc: Service, _: Analyst) -> Response:
+    await svc.delete_contact(contact_id)
     return Response(status_code=204)
 
 
@@ -119,10 +125,10 @@ async def delete_contact(contact_id: UUID, pool: Pool, _: Analyst) -> Response:
 
 @router.post("/subscriptions", status_code=201, tags=["subscriptions"], responses=_errors)
 async def create_subscription(
-    body: SubscriptionIn, pool: Pool, _: Analyst, response: Response
+    body: SubscriptionIn, svc: Service, _: Analyst, response: Response
 ) -> Subscription:
     """Route an event type to a contact or a role, now or in the daily digest."""
-    sub = await service.create_subscription(pool, body)
+    sub = await svc.create_subscription(body)
     set_etag(response, sub.version)
     response.headers["Location"] = f"/subscriptions/{sub.id}"
     return sub
@@ -130,7 +136,7 @@ async def create_subscription(
 
 @router.get("/subscriptions", tags=["subscriptions"], responses=_errors)
 async def list_subscriptions(
-    pool: Pool,
+    svc: Service,
     _: Analyst,
     event_type: Annotated[str | None, Query(pattern=r"^[a-z0-9_.]{1,100}$")] = None,
     contact_id: UUID | None = None,
@@ -138,37 +144,36 @@ async def list_subscriptions(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[Subscription]:
-    async with pool.acquire() as conn:
-        items = await store.list_subscriptions(
-            conn, event_type=event_type, contact_id=contact_id, role=role,
-            after=time_cursor(cursor), limit=limit + 1,
-        )
+    items = await svc.list_subscriptions(
+        event_type=event_type, contact_id=contact_id, role=role,
+        after=time_cursor(cursor), limit=limit + 1,
+    )
     return Page[Subscription](items=items[:limit], next_cursor=_next(items, limit))
 
 
 @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], responses=_errors)
 async def get_subscription(
-    subscription_id: UUID, pool: Pool, _: Analyst, response: Response
+    subscription_id: UUID, svc: Service, _: Analyst, response: Response
 ) -> Subscription:
-    sub = await service.get_subscription(pool, subscription_id)
+    sub = await svc.get_subscription(subscription_id)
     set_etag(response, sub.version)
     return sub
 
 
 @router.patch("/subscriptions/{subscription_id}", tags=["subscriptions"], responses=_errors)
 async def update_subscription(
-    subscription_id: UUID, body: SubscriptionPatch, pool: Pool, _: Analyst, response: Response,
+    subscription_id: UUID, body: SubscriptionPatch, svc: Service, _: Analyst, response: Response,
     if_match: IfMatch = None,
 ) -> Subscription:
-    sub = await service.update_subscription(pool, subscription_id, body, if_match_version(if_match))
+    sub = await svc.update_subscription(subscription_id, body, if_match_version(if_match))
     set_etag(response, sub.version)
     return sub
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, tags=["subscriptions"],
                responses=_errors)
-async def delete_subscription(subscription_id: UUID, pool: Pool, _: Analyst) -> Response:
-    await service.delete_subscription(pool, subscription_id)
+async def delete_subscription(subscription_id: UUID, svc: Service, _: Analyst) -> Response:
+    await svc.delete_subscription(subscription_id)
     return Response(status_code=204)
 
 
@@ -177,7 +182,7 @@ async def delete_subscription(subscription_id: UUID, pool: Pool, _: Analyst) -> 
 
 @router.get("/deliveries", tags=["deliveries"], responses=_errors)
 async def list_deliveries(
-    pool: Pool,
+    svc: Service,
     _: DeliveryReader,
     status: DeliveryStatus | None = None,
     event_id: UUID | None = None,
@@ -186,55 +191,100 @@ async def list_deliveries(
     cursor: Cursor = None,
 ) -> Page[Delivery]:
     """Newest first. `failed` ones carry `last_error`; `skipped` ones say who was missing."""
-    async with pool.acquire() as conn:
-        items = await store.list_deliveries(
-            conn, status=status, event_id=event_id, contact_id=contact_id,
-            before=time_cursor(cursor), limit=limit + 1,
-        )
+    items = await svc.list_deliveries(
+        status=status, event_id=event_id, contact_id=contact_id,
+        before=time_cursor(cursor), limit=limit + 1,
+    )
     return Page[Delivery](items=items[:limit], next_cursor=_next(items, limit))
 
 
 @router.get("/deliveries/{delivery_id}", tags=["deliveries"], responses=_errors)
-async def get_delivery(delivery_id: UUID, pool: Pool, _: DeliveryReader) -> Delivery:
-    return await service.get_delivery(pool, delivery_id)
+async def get_delivery(delivery_id: UUID, svc: Service, _: DeliveryReader) -> Delivery:
+    return await svc.get_delivery(delivery_id)
 
 
 @router.post("/deliveries/{delivery_id}/retry", tags=["deliveries"], responses=_errors)
-async def retry_delivery(delivery_id: UUID, pool: Pool, _: Analyst, request: Request) -> Delivery:
+async def retry_delivery(delivery_id: UUID, svc: Service, _: Analyst) -> Delivery:
     """Send a failed delivery again (same Message-ID); 409 for any other status."""
-    delivery = await service.retry_delivery(pool, delivery_id)
-    request.app.state.sweeper.wake()
-    return delivery
+    return await svc.retry_delivery(delivery_id)
 
 
 # --- templates ------------------------------------------------------------------------------
 
 
 @router.get("/templates", tags=["templates"], responses=_errors)
-async def list_templates(pool: Pool, _: Analyst) -> Page[Template]:
-    """The newest version of every template in every locale (one page)."""
-    return Page[Template](items=await service.list_templates(pool), next_cursor=None)
+async def list_templates(svc: Service, _: Analyst) -> Page[Template]:
+    """The version in use of every template, in every locale (one page)."""
+    return Page[Template](items=await svc.list_templates(), next_cursor=None)
+
+
+@router.get("/templates/{name}/versions", tags=["templates"], responses=_errors)
+async def list_template_versions(
+    name: TemplateName, svc: Service, _: Analyst, limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[TemplateVersion]:
+    """Every version of a template, newest first, each in every locale; `active` marks the
+    one in use."""
+    before = _version_cursor(cursor)
+    items = await svc.template_versions(name, before=before, limit=limit + 1)
+    next_cursor = encode_cursor([items[limit - 1].version]) if len(items) > limit else None
+    return Page[TemplateVersion](items=items[:limit], next_cursor=next_cursor)
+
+
+def _version_cursor(cursor: str | None) -> int | None:
+    key = decode_cursor(cursor, 1)
+    if key is None:
+        return None
+    if not isinstance(key[0], int) or not 1 <= key[0] <= MAX_VERSION:
+        raise invalid("cursor", "not a cursor this API returned")
+    return key[0]
+
+
+@router.post("/templates/{name}/versions", status_code=201, tags=["templates"],
+             responses=_errors)
+async def add_template_version(
+    name: TemplateName, body: TemplateVersionIn, svc: Service, who: Analyst,
+    response: Response,
+) -> TemplateVersion:
+    """A new version, Swedish and English. It must render in the sandbox with the event's
+    sample data: a 422 names each failing part (`sv.html`) with its line. It is not used
+    until it is activated."""
+    version = await svc.add_template_version(name, body, who.sub)
+    response.headers["Location"] = f"/templates/{name}/versions/{version.version}"
+    return version
+
+
+@router.post("/templates/{name}/versions/{version}/activation", tags=["templates"],
+             responses=_errors)
+async def activate_template_version(
+    name: TemplateName, version: Annotated[int, Path(ge=1, le=MAX_VERSION)], svc: Service,
+    who: Analyst,
+) -> TemplateVersion:
+    """Use this version for every email from now on; activating an earlier version rolls
+    back. Deliveries already written keep the version they used."""
+    return await svc.activate_template(name, version, who.sub)
 
 
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     locale: Locale = "sv"
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION,
+                                description="A version to try out; the one in use when left out")
     payload: dict[str, Any] | None = None
     """An event payload of the template's event type; a sample one when left out."""
 
 
 @router.post("/templates/{name}/preview", tags=["templates"], responses=_errors)
 async def preview_template(
-    name: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,100}$")],
-    pool: Pool,
-    settings: Settings,
+    name: TemplateName,
+    svc: Service,
     _: Analyst,
     body: Annotated[PreviewRequest | None, Body()] = None,
 ) -> Template:
-    """Render the newest version with a sample payload, or the one given."""
+    """Render the version in use (or `version`) with a sample payload, or the one given."""
     req = body or PreviewRequest()
-    return await service.preview(pool, name, req.locale, req.payload, settings.frontend_base_url)
+    return await svc.preview(name, req.locale, req.payload, req.version)
 
 
 # --- the development mail catcher ---------------------------------------------------------

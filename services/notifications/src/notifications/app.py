@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version as _dist_version
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
 from asf_contracts.topology import ServiceQueues
@@ -17,8 +18,9 @@ from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
-from notifications import api, handlers, mailcatcher, service
+from notifications import api, handlers, mailcatcher
 from notifications.sender import Sweeper, observe_due
+from notifications.service import Notifications
 from notifications.settings import NotificationsSettings
 
 SERVICE = "notifications"
@@ -31,9 +33,13 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
     telemetry.setup(SERVICE, VERSION)
     runtime = Runtime(settings, relay=False)  # notifications publishes no events
+    notifications = Notifications(
+        lambda: runtime.pool, base_url=settings.frontend_base_url, timezone=settings.timezone,
+        digest_hour=settings.digest_hour,
+    )
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
-    handlers.install(consumer, settings)
-    sweeper = Sweeper(runtime, settings)
+    handlers.register(consumer, notifications)
+    sweeper = Sweeper(runtime, settings, notifications)
 
     async def sweeper_running() -> bool:
         return sweeper.running
@@ -43,7 +49,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await service.seed(settings.database_url)  # templates and routing before any event
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await notifications.seed(conn)  # templates and routing before any event
+        finally:
+            await conn.close()
         catcher = None
         if not settings.smtp_host:
             try:
@@ -77,5 +87,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.sweeper = sweeper
+    app.state.notifications = notifications
     app.include_router(api.router)
     return app

@@ -9,9 +9,15 @@ import time
 from datetime import UTC, date, datetime
 from importlib.metadata import version as _dist_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asf_kit import cli
 from notifications.settings import NotificationsSettings
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from notifications.service import Notifications
 
 VERSION = _dist_version("asf-notifications")  # not from `app`: serve checks settings first
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,9 +61,16 @@ def _configure_mail(p: argparse.ArgumentParser) -> None:
     listing.add_argument("--limit", type=int, default=50)
 
 
+def _service(pool: asyncpg.Pool, s: NotificationsSettings) -> Notifications:
+    from notifications.service import Notifications
+
+    return Notifications(lambda: pool, base_url=s.frontend_base_url, timezone=s.timezone,
+                         digest_hour=s.digest_hour)
+
+
 def _digest(args: argparse.Namespace) -> int:
     from asf_kit.db import create_pool
-    from notifications import domain, service
+    from notifications import domain
 
     s = NotificationsSettings()
 
@@ -66,7 +79,7 @@ def _digest(args: argparse.Namespace) -> int:
         try:
             day = args.date or domain.digest_day(datetime.now(UTC), s.timezone, 0)
             assert day is not None
-            made = await service.run_digest(pool, day, s.timezone, s.frontend_base_url)
+            made = await _service(pool, s).run_digest(day)
             return [str(d) for d in made]
         finally:
             await pool.close()
@@ -83,12 +96,13 @@ def _configure_digest(p: argparse.ArgumentParser) -> None:
 
 def _seed_demo(_: argparse.Namespace) -> int:
     from asf_kit.db import create_pool
-    from notifications import service
+
+    s = NotificationsSettings()
 
     async def go() -> int:
-        pool = await create_pool(NotificationsSettings().database_url, 1, 2)
+        pool = await create_pool(s.database_url, 1, 2)
         try:
-            return await service.seed_demo(pool)
+            return await _service(pool, s).seed_demo()
         finally:
             await pool.close()
 

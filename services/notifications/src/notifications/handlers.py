@@ -1,4 +1,4 @@
-"""Events in: each event type notifications consumes, and what it does with it.
+"""Events in: each event type notifications consumes, bound to the service.
 
 Every handler runs inside the transaction that records the event in the inbox, so the
 deliveries it stores are stored once however often the broker delivers the message.
@@ -11,20 +11,17 @@ from pydantic import BaseModel
 from asf_contracts import Envelope
 from asf_kit.consumer import EventConsumer
 from asf_kit.db import Conn
-from notifications import service
-from notifications.domain import ROUTED_EVENTS
-from notifications.settings import NotificationsSettings
+from notifications.routing import ROUTED_EVENTS
+from notifications.service import Notifications
 
 
-def install(consumer: EventConsumer, settings: NotificationsSettings) -> None:
-    """Bind every routed event type (registry company, contract and learning-example
-    events; casework placement, follow-up and employment events) to the router.
-
-    Company events also update the company read model first (see `service.apply_company`).
-    """
+def register(consumer: EventConsumer, notifications: Notifications) -> None:
+    """Bind every routed event type (the registry's company, contract and learning-example
+    events; casework's placement, follow-up, employment, reassignment, plan and statement
+    events) to the router. Company events also update the company read model first."""
 
     async def route(conn: Conn, event: Envelope, payload: BaseModel) -> None:
-        await service.route_event(conn, event, payload, settings.frontend_base_url)
+        await notifications.route_event(conn, event, payload)
 
     for event_type, routed in ROUTED_EVENTS.items():
         consumer.on(event_type, 1, routed.payload)(route)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,7 +11,9 @@ from uuid import UUID
 import asyncpg
 
 from asf_kit.db import Conn
-from notifications.domain import Audience, Contact, Delivery, Subscription, Template
+from notifications.domain import Contact, Delivery, Subscription
+from notifications.mail_templates import Template, TemplateHistory, TemplateText, TemplateVersion
+from notifications.routing import Audience
 
 # --- contacts -------------------------------------------------------------------------------
 
@@ -105,6 +108,12 @@ async def contacts_for(conn: Conn, a: Audience) -> list[Contact]:
                 ORDER BY created_at, id""",
             list(a.company_ids),
         )
+    elif a.kind == "submitter":
+        rows = await conn.fetch(
+            f"""SELECT {_CONTACT} FROM contacts
+                WHERE active AND source = 'submitter' AND lower(email) = ANY($1::text[])""",
+            [e.lower() for e in a.emails],
+        )
     elif a.kind == "case_workers":
         rows = await conn.fetch(
             f"""SELECT {_CONTACT} FROM contacts
@@ -171,6 +180,23 @@ async def sync_company_contacts(
           AND NOT (lower(email) = ANY($2::text[]))
         """,
         company_id, [email.lower() for _, email in contacts],
+    )
+
+
+async def mirror_submitter(
+    conn: Conn, name: str, email: str, municipality_code: str, new_id: UUID
+) -> None:
+    """The submitter of a learning example as a contact, once per address; a contact an
+    analyst made inactive stays inactive."""
+    await conn.execute(
+        """
+        INSERT INTO contacts (id, name, email, role, municipality_code, source)
+        VALUES ($1, $2, $3, 'submitter', $4, 'submitter')
+        ON CONFLICT (lower(email)) WHERE source = 'submitter'
+        DO UPDATE SET name = EXCLUDED.name, version = contacts.version + 1, updated_at = now()
+        WHERE contacts.name IS DISTINCT FROM EXCLUDED.name
+        """,
+        new_id, name, email, municipality_code,
     )
 
 
@@ -266,42 +292,131 @@ async def claim_seed(conn: Conn, name: str) -> bool:
 
 # --- templates ------------------------------------------------------------------------------
 
-_TEMPLATE = "name, locale, version, subject, text_body AS text, html_body AS html, created_at"
+_TEMPLATE = """t.name, t.locale, t.version, t.subject, t.text_body AS text, t.html_body AS html,
+               t.created_at"""
+_ACTIVE = """SELECT DISTINCT ON (name) name, version FROM template_activations
+             ORDER BY name, id DESC"""
 
 
-async def latest_templates(
-    conn: Conn, names: list[str] | None = None
-) -> list[Template]:
-    """The newest version of each (name, locale); all names when `names` is None."""
+async def lock_template(conn: Conn, name: str) -> None:
+    """One change to a template's versions at a time (held until the transaction ends)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(727274303, hashtext($1))", name)
+
+
+async def active_templates(conn: Conn, names: list[str] | None = None) -> list[Template]:
+    """Every locale of the version in use of each template; all templates when `names` is
+    None."""
     rows = await conn.fetch(
         f"""
-        SELECT DISTINCT ON (name, locale) {_TEMPLATE} FROM templates
-        WHERE $1::text[] IS NULL OR name = ANY($1::text[])
-        ORDER BY name, locale, version DESC
+        SELECT {_TEMPLATE} FROM ({_ACTIVE}) a
+        JOIN templates t ON t.name = a.name AND t.version = a.version
+        WHERE $1::text[] IS NULL OR a.name = ANY($1::text[])
+        ORDER BY t.name, t.locale
         """,
         names,
     )
     return [Template.model_validate(dict(r)) for r in rows]
 
 
-async def add_template_version(conn: Conn, t: Template) -> int | None:
-    """Store `t` as a new version unless the newest version already says the same."""
-    latest = await conn.fetchrow(
-        """SELECT version, subject, text_body, html_body FROM templates
-           WHERE name = $1 AND locale = $2 ORDER BY version DESC LIMIT 1""",
-        t.name, t.locale,
+async def template_locales(conn: Conn, name: str, version: int) -> list[Template]:
+    rows = await conn.fetch(
+        f"SELECT {_TEMPLATE} FROM templates t WHERE name = $1 AND version = $2 ORDER BY locale",
+        name, version,
     )
-    if latest and (latest["subject"], latest["text_body"], latest["html_body"]) == (
-        t.subject, t.text, t.html
-    ):
+    return [Template.model_validate(dict(r)) for r in rows]
+
+
+async def template_history(conn: Conn, name: str) -> TemplateHistory | None:
+    """A template's version numbers with their source, and the one in use; None when no
+    version of it exists."""
+    rows = await conn.fetch(
+        "SELECT version, source FROM template_versions WHERE name = $1", name)
+    if not rows:
         return None
-    version = (latest["version"] + 1) if latest else 1
+    active = await conn.fetchval(
+        "SELECT version FROM template_activations WHERE name = $1 ORDER BY id DESC LIMIT 1",
+        name)
+    return TemplateHistory(name=name, sources={r["version"]: r["source"] for r in rows},
+                           active=active)
+
+
+async def last_release_texts(conn: Conn, name: str) -> dict[str, TemplateText] | None:
+    """The texts of the newest version a release stored, per locale."""
+    rows = await conn.fetch(
+        """
+        SELECT locale, subject, text_body, html_body FROM templates
+        WHERE name = $1 AND version = (SELECT max(version) FROM template_versions
+                                       WHERE name = $1 AND source = 'release')
+        """,
+        name,
+    )
+    if not rows:
+        return None
+    return {r["locale"]: TemplateText(subject=r["subject"], text=r["text_body"],
+                                      html=r["html_body"]) for r in rows}
+
+
+async def insert_template_version(
+    conn: Conn, name: str, version: int, source: str, created_by: str | None,
+    note: str | None, texts: dict[str, TemplateText],
+) -> None:
     await conn.execute(
+        """INSERT INTO template_versions (name, version, source, created_by, note)
+           VALUES ($1, $2, $3, $4, $5)""",
+        name, version, source, created_by, note,
+    )
+    await conn.executemany(
         """INSERT INTO templates (name, locale, version, subject, text_body, html_body)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        t.name, t.locale, version, t.subject, t.text, t.html,
+        [(name, locale, version, t.subject, t.text, t.html) for locale, t in texts.items()],
     )
-    return int(version)
+
+
+async def activate_template(
+    conn: Conn, name: str, version: int, activated_by: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO template_activations (name, version, activated_by) VALUES ($1, $2, $3)",
+        name, version, activated_by,
+    )
+
+
+async def template_versions(
+    conn: Conn, name: str, *, before: int | None, limit: int
+) -> list[TemplateVersion]:
+    """Newest first, each with every locale and whether it is the one in use."""
+    rows = await conn.fetch(
+        """
+        SELECT v.name, v.version, v.source, v.created_by, v.note, v.created_at,
+               v.version = (SELECT version FROM template_activations a WHERE a.name = v.name
+                            ORDER BY id DESC LIMIT 1) AS active,
+               coalesce(jsonb_object_agg(t.locale, jsonb_build_object(
+                   'subject', t.subject, 'text', t.text_body, 'html', t.html_body))
+                   FILTER (WHERE t.locale IS NOT NULL), '{}') AS texts
+        FROM template_versions v
+        LEFT JOIN templates t ON t.name = v.name AND t.version = v.version
+        WHERE v.name = $1 AND ($2::int IS NULL OR v.version < $2)
+        GROUP BY v.name, v.version
+        ORDER BY v.version DESC
+        LIMIT $3
+        """,
+        name, before, limit,
+    )
+    return [_version(r) for r in rows]
+
+
+async def template_version(conn: Conn, name: str, version: int) -> TemplateVersion | None:
+    found = await template_versions(conn, name, before=version + 1, limit=1)
+    return found[0] if found and found[0].version == version else None
+
+
+def _version(r: asyncpg.Record) -> TemplateVersion:
+    texts = json.loads(r["texts"]) if isinstance(r["texts"], str | bytes) else r["texts"]
+    return TemplateVersion(
+        name=r["name"], version=r["version"], active=bool(r["active"]), source=r["source"],
+        created_by=r["created_by"], note=r["note"], created_at=r["created_at"],
+        sv=texts.get("sv"), en=texts.get("en"),
+    )
 
 
 # --- deliveries -----------------------------------------------------------------------------
