@@ -2,11 +2,11 @@
 
 `raw_hop` does exactly the work of one casework hop (see `bench.hop`) and nothing more:
 consume a `registry.company.deregistered.v1`, one transaction with the same SQL casework
-runs (inbox row, company read model, flag the active placements, outbox row, pg_notify for
-`/stream`), publish `casework.placements.flagged.v1` to `asf.events` with a publisher
-confirm, ack — one event at a time, like one FastStream subscriber. It does not mark the
-outbox row published afterwards (the project's relay does, in batches), so the limit errs
-on the fast side.
+runs (inbox row, company read model, flag the active placements, outbox row, the change
+kept and NOTIFYed for `/stream`), publish `casework.placements.flagged.v1` to `asf.events`
+with a publisher confirm, ack — one event at a time, like one FastStream subscriber. It does
+not mark the outbox row published afterwards (the project's relay does, in batches), so the
+limit errs on the fast side.
 
 `raw_postgres` is that transaction alone; `raw_rabbitmq` is publish-with-confirms to a
 quorum queue, then consume-with-acks, alone.
@@ -27,7 +27,7 @@ from asf_contracts import EXCHANGE
 from bench.common import Result, company_event, encode, now
 
 # Verbatim what casework runs: asf_kit.inbox.claim, casework.store.upsert_company,
-# casework.store.flag_active_placements, asf_kit.outbox._INSERT, casework.store.notify_change.
+# casework.store.flag_active_placements, asf_kit.outbox._INSERT, casework.store.add_stream_event.
 INBOX = """
         INSERT INTO inbox (event_id, event_type) VALUES ($1, $2)
         ON CONFLICT (event_id) DO NOTHING
@@ -58,7 +58,14 @@ INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlatio
                     traceparent, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
-NOTIFY = "SELECT pg_notify($1, $2)"
+STREAM = """
+        WITH serial AS (SELECT pg_advisory_xact_lock(hashtext('casework.stream_events'), 0)),
+        kept AS (
+            INSERT INTO stream_events (municipality_code, participant_id, body)
+            SELECT $2, $3, $4 FROM serial RETURNING id
+        )
+        SELECT id FROM kept, pg_notify($1, ($4::jsonb || jsonb_build_object('id', id))::text)
+        """
 FLAGGED = "casework.placements.flagged"
 
 
@@ -98,10 +105,11 @@ async def _apply(conn: asyncpg.Connection, body: bytes) -> tuple[bytes, dict[str
         await conn.execute(OUTBOX, uuid.UUID(out_id), FLAGGED, 1, FLAGGED + ".v1",
                            event["correlation_id"], None, out_body)
         for r in flagged:
-            await conn.execute(NOTIFY, "casework_changes", orjson.dumps({
-                "participant_id": str(r["participant_id"]),
-                "municipality_code": r["municipality_code"], "stage": r["stage"],
-                "event": FLAGGED}).decode())
+            await conn.fetchval(STREAM, "casework_changes", r["municipality_code"],
+                                r["participant_id"], orjson.dumps({
+                                    "participant_id": str(r["participant_id"]),
+                                    "municipality_code": r["municipality_code"],
+                                    "stage": r["stage"], "event": FLAGGED}).decode())
         out = (out_body, {"event_id": out_id, "correlation_id": event["correlation_id"]})
     return out
 

@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants/search"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/participants/{participant_id}"): CASE,
     ("DELETE", "/participants/{participant_id}"): {**CASE, "case_worker": 204},
+    ("PATCH", "/participants/{participant_id}"): CASE,
     ("POST", "/participants/{participant_id}/transitions"): CASE,
     ("POST", "/participants/{participant_id}/placements"): {**CASE, "case_worker": 201},
     ("POST", "/placements/{placement_id}/end"): CASE,
@@ -55,6 +56,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/participants/{participant_id}/access-log"): allow(200, "auditor"),
     ("GET", "/stats/outcomes"): allow(200, "analyst", "case_worker", "case_worker_other"),
     ("GET", STREAM): allow(200, "case_worker", "case_worker_other"),
+    ("GET", "/follow-ups"): allow(200, "case_worker", "case_worker_other"),
+    ("GET", "/placements"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/healthz"): public(),
     ("GET", "/readyz"): public(),
     ("GET", "/metrics"): public(),
@@ -140,6 +143,9 @@ async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str
         await ok(await c.post(f"{base}/transitions", headers=OWN, json={
             "to": "employed", "employment": {"form": "unsubsidised", "employer_name": "X AB",
                                              "start": today}}))
+    if method == "PATCH":
+        return path.replace("{participant_id}", pid), {"json": {"phone": "070-000 00 00",
+                                                                "version": 1}}
     if method == "DELETE":
         await ok(await c.post(f"{base}/transitions", json={"to": "closed", "exit_reason": "moved"},
                               headers=OWN))

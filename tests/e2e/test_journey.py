@@ -2,10 +2,11 @@
 and a real SMTP server in this process.
 
 A company is registered and verified; two participants are referred and placed there;
-one is employed and her first follow-up falls due; a learning example is submitted; the
-company is deregistered. Every expected email arrives exactly once, every event is applied
-once by each service that consumes it, one trace runs from an HTTP request to the email,
-and no participant's personal data shows up in any event, log line or email.
+one is employed and her first follow-up falls due; the other's case goes to a colleague; a
+learning example is submitted; the company is deregistered. Every expected email arrives
+exactly once, every event is applied once by each service that consumes it, one trace runs
+from an HTTP request to the email, and no participant's personal data shows up in any
+event, log line or email.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ OFFICER = auth("registry_officer", sub="officer-e2e")
 REP = auth("company_rep", sub="rep-e2e")
 CASE_WORKER_SUB = "cw-e2e"
 CASE_WORKER = auth("case_worker", sub=CASE_WORKER_SUB, municipality_code="0180")
+COLLEAGUE_SUB = "cw-e2e-colleague"
+COLLEAGUE = auth("case_worker", sub=COLLEAGUE_SUB, municipality_code="0180")
 ANALYST = auth("analyst", sub="analyst-e2e")
 
 PEOPLE = [
@@ -163,6 +166,8 @@ async def test_the_whole_journey(stack: Stack) -> None:
         ("registry_officer", "Registrator", "registrator@registry.example", {}),
         ("case_worker", "Handläggare", "handlaggare@stockholm.example",
          {"subject": CASE_WORKER_SUB, "municipality_code": "0180"}),
+        ("case_worker", "Kollega", "kollega@stockholm.example",
+         {"subject": COLLEAGUE_SUB, "municipality_code": "0180"}),
     ):
         r = await s.notifications.post("/contacts", json={
             "name": name, "email": email, "role": role, **extra}, headers=ANALYST)
@@ -221,6 +226,26 @@ async def test_the_whole_journey(stack: Stack) -> None:
         start + timedelta(days=90))
     assert announced == 1
 
+    # 3b. Bertil's case goes to a colleague, who has signed in to casework before.
+    bertil = participants[1]
+    assert (await s.casework.get("/participants", headers=COLLEAGUE)).status_code == 200
+    r = await s.casework.get(f"/participants/{bertil}", headers=CASE_WORKER)
+    r = await s.casework.patch(f"/participants/{bertil}", json={"assigned_to": COLLEAGUE_SUB},
+                               headers={**CASE_WORKER, "If-Match": r.headers["ETag"]})
+    assert r.status_code == 200 and r.json()["assigned_to"] == COLLEAGUE_SUB, r.text
+
+    async def reassigned() -> list[dict[str, Any]]:
+        return [e for e in s.tap.of_type("casework.participant.reassigned")
+                if e["aggregate_id"] == bertil]
+
+    [event] = await eventually(reassigned, "the reassignment to be published")
+    assert event["payload"] == {"participant_id": bertil, "municipality_code": "0180",
+                                "from_assigned_to": CASE_WORKER_SUB,
+                                "assigned_to": COLLEAGUE_SUB}
+    r = await s.casework.get(f"/participants/{bertil}/timeline", headers=COLLEAGUE)
+    assert [i["details"] for i in r.json()["items"] if i["kind"] == "reassigned"] == [
+        {"from_assigned_to": CASE_WORKER_SUB, "assigned_to": COLLEAGUE_SUB}]
+
     # 4. A learning example is submitted over the registry's HTTP API.
     r = await s.registry.post("/learning-examples", headers=CASE_WORKER, json={
         "municipality_code": "0180", "company_ids": [company_id],
@@ -249,11 +274,19 @@ async def test_the_whole_journey(stack: Stack) -> None:
     await s.apps["notifications"].state.notifications.run_digest(
         datetime.now(ZoneInfo("Europe/Stockholm")).date())
 
+    # The reassignment reaches the new case worker by email where notifications routes it
+    # (SPEC 3.3); the journey counts that email exactly when a subscription says so.
+    r = await s.notifications.get("/subscriptions", headers=ANALYST,
+                                  params={"event_type": "casework.participant.reassigned"})
+    assert r.status_code == 200, r.text
+    reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
         "kim@grona.example": 5,              # receipt, verified, 2 placements, deregistered
         "info@skr.example": 2,               # learning example, digest
-        "handlaggare@stockholm.example": 2,  # follow-up due, placements flagged
+        "handlaggare@stockholm.example": 1,  # Astrid's follow-up due
+        # Bertil's placement flagged (his case is hers now), and the reassignment
+        "kollega@stockholm.example": 1 + reassignment_mailed,
     }
 
     async def all_mail() -> bool:

@@ -19,6 +19,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("POST", "/participants/search", {}, {"case_worker"}),
     ("GET", "/participants/{participant_id}", None, {"case_worker"}),
     ("DELETE", "/participants/{participant_id}", None, {"case_worker"}),
+    ("PATCH", "/participants/{participant_id}", {"phone": None}, {"case_worker"}),
     ("POST", "/participants/{participant_id}/transitions", {}, {"case_worker"}),
     ("POST", "/participants/{participant_id}/placements", {}, {"case_worker"}),
     ("POST", "/placements/{placement_id}/end", {}, {"case_worker"}),
@@ -28,6 +29,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/participants/{participant_id}/access-log", None, {"auditor"}),
     ("GET", "/stats/outcomes", None, {"analyst", "case_worker"}),
     ("GET", "/stream", None, {"case_worker"}),
+    ("GET", "/follow-ups", None, {"case_worker"}),
+    ("GET", "/placements", None, {"case_worker"}),
 ]
 ROLES = ["case_worker", "registry_officer", "company_rep", "analyst", "auditor"]
 OPEN = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect",

@@ -1,5 +1,5 @@
-"""The Participant aggregate, its company read model, the timeline and the outcome figures:
-every rule without a database or a broker (no fixture here needs either)."""
+"""The Participant aggregate, its company read model and the timeline: every rule without a
+database or a broker (no fixture here needs either)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ from casework.domain import (
     Employment,
     FlaggedPlacement,
     FollowUp,
+    KnownUser,
     NoteRef,
     Participant,
     Placement,
+    Reassignment,
     StageChange,
     flag_reason,
     placements_flagged,
 )
 from casework.inputs import PlacementIn, TransitionIn
-from casework.outcomes import Exit, FollowUpCount, OutcomeCounts, outcomes
 from casework.timeline import CaseHistory, timeline
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -76,7 +77,7 @@ def types(p: Participant) -> list[str]:
 
 
 def test_a_referral_starts_the_case_with_its_event() -> None:
-    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT)
+    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2"))
     assert (p.stage, p.version, p.assigned_to, p.created_by) == ("referred", 1, "cw-2", "cw-1")
     [event] = p.take_events()
     assert (event.type, event.aggregate_id, event.version) == (
@@ -310,6 +311,64 @@ def test_a_confidential_note_is_read_by_its_author_and_the_assigned_case_worker(
     assert p.take_events() == [] and p.version == 1  # a note changes no stage or version
 
 
+# --- corrections and reassignment -------------------------------------------------------
+
+
+def user(sub: str, municipality: str | None = "0180", *roles: str) -> KnownUser:
+    return KnownUser(sub=sub, municipality_code=municipality,
+                     roles=list(roles or ("case_worker",)), seen_at=AT)
+
+
+def test_a_case_goes_only_to_a_case_worker_of_its_municipality() -> None:
+    p = referred()
+    for assignee in (None, user("cw-2", "1480"), user("cw-2", "0180", "auditor"),
+                     user("cw-2", None), user("cw-3")):
+        with pytest.raises(RuleError) as e:
+            p.correct(by="cw-1", at=AT, assigned_to="cw-2", assignee=assignee)
+        assert e.value.status == 422 and e.value.extra["errors"][0]["field"] == "assigned_to"
+    assert (p.assigned_to, p.version, p.take_events(), p.added) == ("cw-1", 1, [], [])
+
+    assert p.correct(by="cw-1", at=AT, assigned_to="cw-2", assignee=user("cw-2")) is True
+    [event] = p.take_events()
+    assert (event.type, event.version, p.version, p.assigned_to) == (
+        ev.PARTICIPANT_REASSIGNED, 2, 2, "cw-2")
+    assert event.payload == ev.ParticipantReassignedPayload(
+        participant_id=p.id, municipality_code="0180", from_assigned_to="cw-1",
+        assigned_to="cw-2")
+    assert p.added == [Reassignment(participant_id=p.id, from_assigned_to="cw-1",
+                                    assigned_to="cw-2", at=AT, by="cw-1")]
+
+
+def test_a_referral_is_assigned_to_its_case_worker_or_a_colleague_of_the_municipality() -> None:
+    assert Participant.refer("0180", "self", "cw-1", "cw-1", AT).assigned_to == "cw-1"
+    with pytest.raises(RuleError) as e:
+        Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2", "1480"))
+    assert e.value.extra["errors"][0]["field"] == "assigned_to"
+    p = Participant.refer("0180", "self", "cw-2", "cw-1", AT, user("cw-2"))
+    assert p.assigned_to == "cw-2"
+    assert p.take_events()[0].payload.model_dump()["assigned_to"] == "cw-2"
+
+
+def test_a_correction_moves_the_version_once_even_without_an_event() -> None:
+    p = referred()
+    assert p.correct(by="cw-1", at=AT, referral_source="social_services") is False  # same
+    assert p.correct(by="cw-1", at=AT, assigned_to="cw-1") is False  # already theirs
+    assert p.version == 1
+    assert p.correct(by="cw-1", at=AT, referral_source="self", personal_changed=True)
+    assert (p.referral_source, p.version, p.take_events()) == ("self", 2, [])
+    p.correct(by="cw-1", at=AT, personal_changed=True, assigned_to="cw-2",
+              assignee=user("cw-2"))
+    assert p.version == 3 and [e.version for e in p.take_events()] == [3]
+
+
+def test_an_erased_participant_is_not_corrected() -> None:
+    p = at_stage("closed")
+    p.erase(AT)
+    with pytest.raises(RuleError) as e:
+        p.correct(by="cw-1", at=AT, personal_changed=True)
+    assert e.value.status == 409
+
+
 # --- the company read model -------------------------------------------------------------
 
 
@@ -354,27 +413,13 @@ def test_the_timeline_is_in_time_order_and_shows_only_readable_notes() -> None:
                              offset_days=90, due_date=(AT + 94 * day).date(),
                              due_notified_at=AT + 94 * day)],
         notes=[hidden, shown],
+        reassignments=[Reassignment(participant_id=pid, from_assigned_to="cw-1",
+                                    assigned_to="cw-2", at=AT + 6 * day, by="cw-1")],
     )
     items = timeline(history, {shown.id: "öppet"})
     assert [i.kind for i in items] == ["stage_changed", "placement_started", "note", "note",
-                                       "employment_started", "placement_ended",
+                                       "employment_started", "placement_ended", "reassigned",
                                        "follow_up_due"]
+    assert items[6].details == {"from_assigned_to": "cw-1", "assigned_to": "cw-2"}
     assert [i.details["text"] for i in items if i.kind == "note"] == [None, "öppet"]
     assert items[1].details["company_name"] == "Gröna Händer"
-
-
-def test_the_outcome_figures_from_the_counts() -> None:
-    counts = OutcomeCounts(
-        by_stage={"referred": 3, "closed": 7}, employed_by_form={"wage_subsidy": 2},
-        exits=[Exit("employed", None, 3), Exit("assessment", "studies", 1),
-               Exit("referred", "moved", 2), Exit("in_training", None, 1)],
-        median_days_to_employment=41.5,
-        follow_ups=[FollowUpCount(90, 4, 3, 2), FollowUpCount(180, 1, 0, 0)])
-    o = outcomes(counts, "0180", date(2026, 1, 1), date(2026, 12, 31))
-    assert o.referred == 10
-    assert o.by_stage == {"referred": 3, "assessment": 0, "in_training": 0, "employed": 0,
-                          "closed": 7}
-    assert o.exits_by_reason == {"employment": 3, "studies": 1, "moved": 2, "unknown": 1}
-    assert (o.left_programme, o.left_for_work, o.left_for_studies) == (7, 3, 1)
-    assert o.share_left_for_work_or_studies == round(4 / 7, 4)
-    assert [f.share_still_employed for f in o.follow_ups] == [round(2 / 3, 4), None]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib.metadata import version as _dist_version
 
 from fastapi import FastAPI
@@ -14,11 +14,12 @@ from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
+from asf_kit.worker import Worker
 from casework import api, handlers
 from casework.crypto import Vault
-from casework.service import Casework, today
+from casework.service import Casework
 from casework.settings import CaseworkSettings
-from casework.stream import Broadcaster
+from casework.stream import Broadcaster, CaseStream
 
 SERVICE = "casework"
 VERSION = _dist_version("asf-casework")
@@ -32,20 +33,15 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
                                 settings.casework_previous_data_keys)
     runtime = Runtime(settings)
-    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days)
+    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days,
+                        stats_min_group=settings.stats_min_group)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
-    broadcaster = Broadcaster(settings.database_url)
+    broadcaster = Broadcaster(settings.database_url, lambda: runtime.pool,
+                              retention=timedelta(hours=settings.stream_retention_hours),
+                              heartbeat=settings.stream_heartbeat_seconds)
     runtime.extra_checks["stream"] = _listening(broadcaster)
-
-    async def sweep_forever(interval: float) -> None:
-        """Announce due follow-ups now and then; exactly once each, whichever replica runs it."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await casework.sweep_follow_ups(today())
-            except Exception as e:  # the next round tries again
-                log.warning("follow-up sweep failed", error=str(e), error_type=type(e).__name__)
+    sweep = FollowUpSweep(casework, settings.follow_up_sweep_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,10 +49,10 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
         try:
             await broadcaster.start()
             if settings.follow_up_sweep_interval > 0:
-                runtime.background.append(asyncio.create_task(
-                    sweep_forever(settings.follow_up_sweep_interval), name="follow-up-sweep"))
+                await sweep.start()
             yield
         finally:
+            await sweep.stop()
             await broadcaster.stop()
             await runtime.stop()
 
@@ -74,8 +70,25 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.casework = casework
     app.state.broadcaster = broadcaster
+    app.state.streams = CaseStream(lambda: runtime.pool, broadcaster,
+                                   per_user=settings.stream_max_per_user,
+                                   per_process=settings.stream_max_per_process)
     app.include_router(api.router)
     return app
+
+
+class FollowUpSweep(Worker):
+    """Announces due follow-ups every `interval` seconds (the first soon after start);
+    exactly once each, whichever replica runs it."""
+
+    def __init__(self, casework: Casework, interval: float) -> None:
+        super().__init__("follow-up-sweep", interval=interval,
+                         first_round_after=min(interval, 60.0))
+        self._casework = casework
+
+    async def round(self) -> bool:
+        await self._casework.sweep_follow_ups(self._casework.now().date())
+        return False
 
 
 def _listening(broadcaster: Broadcaster) -> Callable[[], Awaitable[bool]]:

@@ -1,4 +1,4 @@
-"""`casework serve | migrate | token | seed-demo | sweep-follow-ups | rotate-key`."""
+"""`casework serve | migrate | token | seed-demo | sweep-follow-ups | rotate-key | reseal`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,14 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reseal(args: argparse.Namespace) -> int:
+    from casework.maintenance import reseal
+
+    notes, names = asyncio.run(reseal(CaseworkSettings()))
+    print(f"notes resealed: {notes}; employer names sealed: {names}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     return cli.main(
         prog="casework", version=VERSION, settings_factory=CaseworkSettings,
@@ -63,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                                  _sweep),
             "rotate-key": ("rewrap data keys under CASEWORK_DATA_KEY (old keys in "
                            "CASEWORK_PREVIOUS_DATA_KEYS)", lambda p: None, _rotate),
+            "reseal": ("bind old notes to their id and flag, and seal employers' names "
+                       "(run once after migrating to 002; safe to repeat)", lambda p: None,
+                       _reseal),
         },
         consumes=True,
         argv=argv,

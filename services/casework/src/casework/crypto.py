@@ -1,7 +1,7 @@
 """Personal data at rest: envelope encryption with AES-GCM, and a keyed hash for lookups.
 
-Each participant gets their own random data key. Their personal fields and notes
-are sealed with it; the data key itself is stored only wrapped (AES-GCM) under the
+Each participant gets their own random data key. Their personal fields, notes and
+employers' names are sealed with it; the data key itself is stored only wrapped (AES-GCM) under the
 master key from `CASEWORK_DATA_KEY`, with the master key's id beside it so the
 master key can be rotated (`casework rotate-key`). Erasure deletes the wrapped
 data key: what was sealed with it can never be read again (crypto-shredding), even
@@ -99,15 +99,20 @@ class Vault:
     # --- sealed documents --------------------------------------------------------------
 
     @staticmethod
-    def seal(data_key: bytes, participant_id: UUID, purpose: str, document: Any) -> bytes:
-        """AES-GCM over the JSON of `document`, bound to the participant and the purpose."""
+    def seal(data_key: bytes, participant_id: UUID, purpose: str, document: Any,
+             context: bytes = b"") -> bytes:
+        """AES-GCM over the JSON of `document`, bound to the participant, the purpose and
+        `context` (what else it belongs to: a note's id and flag, an employment's id)."""
         nonce = os.urandom(_NONCE)
-        aad = participant_id.bytes + purpose.encode()
+        aad = participant_id.bytes + purpose.encode() + context
         return nonce + AESGCM(data_key).encrypt(nonce, orjson.dumps(document), aad)
 
     @staticmethod
-    def open(data_key: bytes, participant_id: UUID, purpose: str, blob: bytes) -> Any:
-        aad = participant_id.bytes + purpose.encode()
+    def open(data_key: bytes, participant_id: UUID, purpose: str, blob: bytes,
+             context: bytes = b"") -> Any:
+        """The document; `cryptography.exceptions.InvalidTag` when anything it is bound to
+        differs from when it was sealed."""
+        aad = participant_id.bytes + purpose.encode() + context
         return orjson.loads(AESGCM(data_key).decrypt(blob[:_NONCE], blob[_NONCE:], aad))
 
     # --- lookups -----------------------------------------------------------------------

@@ -85,7 +85,9 @@ class Employment(BaseModel):
     participant_id: UUID
     form: str
     employer_company_id: UUID | None
-    employer_name: str | None
+    employer_name: str | None = Field(
+        default=None, description="Personal data: shown only with the participant's own data "
+        "(GET /participants/{id}) and in the timeline; sealed at rest, erased with them")
     start: date
     ended_on: date | None = None
     created_at: datetime
@@ -113,7 +115,7 @@ class FollowUp(BaseModel):
         """Neither recorded nor cancelled."""
         return self.recorded_at is None and self.cancelled_at is None
 
-    def status(self, today: date) -> FollowUpStatus:
+    def status_on(self, today: date) -> FollowUpStatus:
         if self.recorded_at is not None:
             return "recorded"
         if self.cancelled_at is not None:
@@ -146,7 +148,29 @@ class NoteRef(BaseModel):
         return not self.confidential or sub in (self.author, assigned_to)
 
 
-Row = Placement | Employment | FollowUp | StageChange
+class Reassignment(BaseModel):
+    """The case handed from one case worker to another."""
+
+    participant_id: UUID
+    from_assigned_to: str
+    assigned_to: str
+    at: datetime
+    by: str
+
+
+Row = Placement | Employment | FollowUp | StageChange | Reassignment
+
+
+class KnownUser(BaseModel):
+    """Someone who signed in to casework, as their token said the last time it was noted."""
+
+    sub: str
+    municipality_code: str | None
+    roles: list[str]
+    seen_at: datetime
+
+    def is_case_worker_of(self, municipality_code: str) -> bool:
+        return "case_worker" in self.roles and self.municipality_code == municipality_code
 
 
 # --- the companies, as casework knows them ----------------------------------------------
@@ -248,6 +272,17 @@ def check_transition(current: str, body: TransitionIn) -> None:
         raise invalid("exit_reason", "required when closing")
 
 
+def check_assignee(municipality_code: str, assigned_to: str,
+                   assignee: KnownUser | None) -> None:
+    """A case goes only to a case worker of its municipality, as casework knows them."""
+    if assignee is None or assignee.sub != assigned_to \
+            or not assignee.is_case_worker_of(municipality_code):
+        raise invalid(
+            "assigned_to",
+            f"{assigned_to!r} is not a case worker of municipality {municipality_code} "
+            "(casework knows a case worker once they have signed in to it)")
+
+
 def check_placement_start(current: str) -> None:
     """A placement starts in assessment, beside another one in training, or after a job."""
     if current != "in_training" and "in_training" not in TRANSITIONS[current]:
@@ -320,8 +355,13 @@ class Participant:
 
     @classmethod
     def refer(cls, municipality_code: str, referral_source: ReferralSource,
-              assigned_to: str, by: str, at: datetime) -> Participant:
-        """A person referred to the municipality's work training; the case starts `referred`."""
+              assigned_to: str, by: str, at: datetime,
+              assignee: KnownUser | None = None) -> Participant:
+        """A person referred to the municipality's work training; the case starts `referred`,
+        assigned to the referring case worker or to `assigned_to`, a case worker of the
+        municipality (`assignee`: what casework knows of them)."""
+        if assigned_to != by:
+            check_assignee(municipality_code, assigned_to, assignee)
         pid = uuid4()
         p = cls(id=pid, municipality_code=municipality_code, referral_source=referral_source,
                 assigned_to=assigned_to, stage="referred", exit_reason=None, referred_at=at,
@@ -476,6 +516,37 @@ class Participant:
             raise RuleError(409, "Participant erased", "an erased participant takes no notes")
         return NoteRef(id=uuid4(), participant_id=self.id, author=author,
                        confidential=confidential, created_at=at)
+
+    def correct(self, *, by: str, at: datetime, referral_source: ReferralSource | None = None,
+                assigned_to: str | None = None, assignee: KnownUser | None = None,
+                personal_changed: bool = False) -> bool:
+        """Correct the case's details or hand it to another case worker; False when nothing
+        changes. `assignee` is what casework knows of `assigned_to`: they must be a case
+        worker of the case's municipality. The version moves with every change, published
+        or not, so a correction made on a stale copy is caught."""
+        if self.erased:
+            raise RuleError(409, "Participant erased", "an erased participant is not changed")
+        changed = personal_changed
+        if referral_source is not None and referral_source != self.referral_source:
+            self.referral_source, changed = referral_source, True
+        version = self.version
+        if assigned_to is not None and assigned_to != self.assigned_to:
+            check_assignee(self.municipality_code, assigned_to, assignee)
+            self.added.append(Reassignment(participant_id=self.id,
+                                           from_assigned_to=self.assigned_to,
+                                           assigned_to=assigned_to, at=at, by=by))
+            self._record(ev.PARTICIPANT_REASSIGNED, ev.ParticipantReassignedPayload(
+                participant_id=self.id, municipality_code=self.municipality_code,
+                from_assigned_to=self.assigned_to, assigned_to=assigned_to))
+            self.assigned_to, changed = assigned_to, True
+        if changed and self.version == version:
+            self.version += 1
+        return changed
+
+    @property
+    def reassigned(self) -> bool:
+        """Whether a reassignment is among the changes not yet saved."""
+        return any(isinstance(row, Reassignment) for row in self.added)
 
     def erase(self, at: datetime) -> bool:
         """Erase the person's data for good; only a closed case. False when already erased."""

@@ -11,7 +11,14 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from stdnum import luhn
 
 from asf_kit.fields import Email
@@ -139,6 +146,44 @@ class ParticipantIn(PersonalData):
     assigned_to: ShortText | None = Field(
         default=None, description="A case worker's `sub`; the creator by default"
     )
+
+
+class ParticipantPatch(_In):
+    """A correction: only the fields given change; `phone` and `email` may be set to null.
+    The identity number never changes (a new person is a new referral)."""
+
+    given_name: Name | None = None
+    family_name: Name | None = None
+    phone: Phone = None
+    email: Email | None = None
+    referral_source: ReferralSource | None = None
+    assigned_to: ShortText | None = Field(
+        default=None, description="A case worker of the same municipality (`sub`)")
+    personal_identity_number: str | None = Field(
+        default=None, description="Refused: the identity number does not change")
+    version: int | None = Field(default=None, description="The version read, if not in If-Match")
+
+    @field_validator("given_name", "family_name", "referral_source", "assigned_to")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    @field_validator("personal_identity_number")
+    @classmethod
+    def _unchanged(cls, value: object) -> object:
+        # runs only when the field is sent: whatever it says, it is refused
+        raise ValueError("does not change; refer the person anew if it was wrong")
+
+    def personal_changes(self) -> dict[str, str | None]:
+        """The personal fields given, by name (never the identity number)."""
+        return {k: getattr(self, k) for k in PERSONAL_FIELDS
+                if k in self.model_fields_set and k != "personal_identity_number"}
+
+
+PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "phone", "email")
+"""What identifies the person: sealed at rest, never in events, logs or lists."""
 
 
 class EmploymentIn(_In):

@@ -33,3 +33,12 @@ async def rotate(settings: CaseworkSettings) -> int:
         return await casework.rotate_keys()
     finally:
         await casework.pool.close()
+
+
+async def reseal(settings: CaseworkSettings) -> tuple[int, int]:
+    """Reseal old notes and seal employers' names written in clear (after migration 002)."""
+    casework = await _casework(settings)
+    try:
+        return await casework.reseal()
+    finally:
+        await casework.pool.close()

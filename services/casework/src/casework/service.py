@@ -7,6 +7,7 @@ row and the message for `/stream` commit together or not at all.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -14,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from cryptography.exceptions import InvalidTag
 
 from asf_contracts import Envelope
 from asf_contracts import casework as ev
@@ -24,13 +26,16 @@ from asf_kit.logging import get_logger
 from asf_kit.outbox import add_events, new_event
 from asf_kit.problems import Problem, forbidden, not_found, rule_problem
 from asf_kit.rules import RuleError
-from asf_kit.uow import UnitOfWork, unit_of_work
+from asf_kit.uow import UnitOfWork, check_version, expected_version, unit_of_work
 from casework import store
 from casework.crypto import Vault, WrappedKey
 from casework.domain import (
     Company,
+    Employment,
     Event,
     FollowUp,
+    FollowUpStatus,
+    KnownUser,
     Participant,
     Placement,
     SealedPersonalData,
@@ -41,18 +46,31 @@ from casework.inputs import (
     FollowUpIn,
     NoteIn,
     ParticipantIn,
+    ParticipantPatch,
     PlacementEndIn,
     PlacementIn,
     TransitionIn,
 )
-from casework.outcomes import Outcomes, outcomes
+from casework.outcomes import Outcomes, check_period, outcomes
 from casework.timeline import TimelineItem, timeline
-from casework.views import AccessLogEntry, Case, Note, ParticipantView
+from casework.views import (
+    AccessLogEntry,
+    Case,
+    FollowUpItem,
+    Note,
+    ParticipantView,
+    PlacementItem,
+)
 
 log = get_logger(__name__)
 
 PERSONAL = "personal"
 NOTE = "note"
+EMPLOYER = "employer"
+UPDATED = "casework.participant.updated"
+"""What `/stream` says of a correction that publishes no event (details only)."""
+NOTE_CALLERS_EVERY = 3600.0
+"""Seconds between two notes of the same caller (per process), unless their token changed."""
 
 
 def now() -> datetime:
@@ -108,11 +126,14 @@ class Casework:
     """
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], vault: Vault,
-                 follow_up_offsets: list[int], clock: Callable[[], datetime] = now) -> None:
+                 follow_up_offsets: list[int], clock: Callable[[], datetime] = now,
+                 stats_min_group: int = 5) -> None:
         self._pool = pool
         self.vault = vault
         self.offsets = follow_up_offsets
         self.now = clock
+        self.stats_min_group = stats_min_group
+        self._noted: dict[str, tuple[float, str | None, frozenset[str]]] = {}
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -141,16 +162,19 @@ class Casework:
         """Save the decision, log who made it, publish its events and tell `/stream`."""
         await store.save_participant(uow.conn, p)
         await store.log_access(uow.conn, [p.id], who.sub, action)
-        await self._publish(uow, p)
+        await self._publish(uow, p, changed=True)
 
-    async def _publish(self, uow: UnitOfWork, p: Participant) -> None:
+    async def _publish(self, uow: UnitOfWork, p: Participant, changed: bool = False) -> None:
+        """Publish the aggregate's events and tell `/stream` (also of a change that
+        published nothing, when `changed`)."""
         events = p.take_events()
-        if not events:
+        if not events and not changed:
             return
         uow.publish(*(envelope(e) for e in events))
-        await store.notify_change(uow.conn, {
+        await store.add_stream_event(uow.conn, p.municipality_code, p.id, {
             "participant_id": str(p.id), "municipality_code": p.municipality_code,
-            "stage": p.stage, "version": p.version, "event": events[-1].type,
+            "stage": p.stage, "version": p.version,
+            "event": events[-1].type if events else UPDATED,
         })
 
     def _data_key(self, p: Participant) -> bytes | None:
@@ -166,6 +190,43 @@ class Casework:
         personal: dict[str, Any] = self.vault.open(data_key, p.id, PERSONAL, p.sealed.document)
         return personal
 
+    def _open(self, data_key: bytes, p: Participant, purpose: str, blob: bytes,
+              context: bytes = b"") -> Any:
+        """A sealed document, or None when it does not open: it was changed, moved or
+        re-flagged behind the service's back (logged, without its content)."""
+        try:
+            return self.vault.open(data_key, p.id, purpose, blob, context)
+        except InvalidTag:
+            log.warning("sealed data does not open", participant_id=str(p.id), purpose=purpose)
+            return None
+
+    async def _employer_names(self, conn: Conn, p: Participant) -> dict[UUID, str | None]:
+        """The employer of each of the participant's employments, opened."""
+        data_key = self._data_key(p)
+        if data_key is None:
+            return {}
+        names: dict[UUID, str | None] = {}
+        for employment_id, (sealed, before) in (await store.employer_names(conn, p.id)).items():
+            names[employment_id] = before  # written before names were sealed
+            if sealed is not None:
+                doc = self._open(data_key, p, EMPLOYER, sealed, employment_id.bytes)
+                names[employment_id] = doc["name"] if doc else None
+        return names
+
+    async def _seal_employer(self, conn: Conn, p: Participant, employment: Employment) -> None:
+        data_key = self._data_key(p)
+        assert data_key is not None  # only a participant not erased is employed
+        sealed = None
+        if employment.employer_name is not None:
+            sealed = self.vault.seal(data_key, p.id, EMPLOYER, {"name": employment.employer_name},
+                                     employment.id.bytes)
+        await store.seal_employer_name(conn, employment.id, sealed)
+
+    @staticmethod
+    def _note_context(note_id: UUID, confidential: bool) -> bytes:
+        """A note's text is bound to the note and its flag: a changed flag does not open."""
+        return note_id.bytes + (b"\x01" if confidential else b"\x00")
+
     @staticmethod
     def _hash_input(identity_number: str) -> str:
         return identity_number.replace("-", "")
@@ -175,22 +236,26 @@ class Casework:
     async def refer(self, body: ParticipantIn, who: Principal) -> ParticipantView:
         """Register a referred participant; 409 with the existing id on a duplicate."""
         municipality = scope_of(who)
-        p = Participant.refer(municipality, body.referral_source, body.assigned_to or who.sub,
-                              who.sub, self.now())
         personal = body.model_dump(
             mode="json", include={"given_name", "family_name", "personal_identity_number",
                                   "phone", "email"})
-        data_key, wrapped = self.vault.new_data_key(p.id)
-        sealed = SealedPersonalData(self.vault.seal(data_key, p.id, PERSONAL, personal),
-                                    wrapped.key_id, wrapped.wrapped)
         hash_input = self._hash_input(body.personal_identity_number)
-        view = ParticipantView.with_personal(p, personal)
+        assigned_to = body.assigned_to or who.sub
         try:
             async with self._work() as uow:
+                assignee = None
+                if assigned_to != who.sub:
+                    assignee = await store.known_user(uow.conn, assigned_to)
+                p = Participant.refer(municipality, body.referral_source, assigned_to,
+                                      who.sub, self.now(), assignee)
                 existing = await store.find_open_case(
                     uow.conn, municipality, self.vault.identity_hashes(hash_input))
                 if existing is not None:
                     raise _duplicate(existing)
+                data_key, wrapped = self.vault.new_data_key(p.id)
+                sealed = SealedPersonalData(self.vault.seal(data_key, p.id, PERSONAL, personal),
+                                            wrapped.key_id, wrapped.wrapped)
+                view = ParticipantView.with_personal(p, personal)
                 await store.add_participant(uow.conn, p, sealed,
                                             self.vault.identity_hash(hash_input))
                 await store.log_access(uow.conn, [p.id], who.sub, "create")
@@ -208,7 +273,9 @@ class Casework:
         async with self._work() as uow:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "read")
-        return ParticipantView.with_personal(p, self._personal(p))
+            employers = await self._employer_names(uow.conn, p) if p.employment else {}
+        return ParticipantView.with_personal(
+            p, self._personal(p), employers.get(p.employment.id) if p.employment else None)
 
     async def list_cases(
         self, who: Principal, *, stage: str | None, company_id: UUID | None,
@@ -242,17 +309,107 @@ class Casework:
             await self._save(uow, p, who, "erase")
         log.info("participant erased", participant_id=str(participant_id))
 
+    async def correct(self, participant_id: UUID, patch: ParticipantPatch, if_match: int | None,
+                      who: Principal) -> ParticipantView:
+        """Correct the person's details or the case's, or hand the case to another case
+        worker of the municipality; `If-Match` (or `version`) must be the version read."""
+        expected = expected_version(if_match, patch.version)
+        async with self._work() as uow:
+            p = await self._load(uow.conn, participant_id, who, personal=True)
+            check_version("participant", p.version, expected)
+            assignee = None
+            if patch.assigned_to is not None and patch.assigned_to != p.assigned_to:
+                assignee = await store.known_user(uow.conn, patch.assigned_to)
+            personal = self._personal(p)
+            corrected = {**personal, **patch.personal_changes()} if personal else None
+            changed = p.correct(
+                by=who.sub, at=self.now(), referral_source=patch.referral_source,
+                assigned_to=patch.assigned_to, assignee=assignee,
+                personal_changed=corrected != personal)
+            if corrected != personal:
+                data_key = self._data_key(p)
+                assert data_key is not None and corrected is not None
+                await store.update_personal(uow.conn, p.id, self.vault.seal(
+                    data_key, p.id, PERSONAL, corrected))
+            if not changed:
+                await store.log_access(uow.conn, [p.id], who.sub, "read")
+            else:
+                reassigned = p.reassigned
+                await self._save(uow, p, who, "update")
+                if reassigned:
+                    await store.log_access(uow.conn, [p.id], who.sub, "reassign")
+            employers = await self._employer_names(uow.conn, p) if p.employment else {}
+        if changed:
+            log.info("participant corrected", participant_id=str(p.id),
+                     reassigned=bool(assignee))
+        return ParticipantView.with_personal(
+            p, corrected, employers.get(p.employment.id) if p.employment else None)
+
+    async def note_caller(self, who: Principal) -> None:
+        """Remember who signed in, with their roles and municipality, so that a case can be
+        assigned to a case worker casework knows. Cheap: at most once an hour per process
+        and person, unless their token says something new."""
+        moment = time.monotonic()
+        seen = (who.municipality_code, who.roles)
+        last = self._noted.get(who.sub)
+        if last is not None and moment - last[0] < NOTE_CALLERS_EVERY and last[1:] == seen:
+            return
+        async with self.pool.acquire() as conn:
+            await store.note_user(conn, KnownUser(
+                sub=who.sub, municipality_code=who.municipality_code, roles=sorted(who.roles),
+                seen_at=self.now()))
+        if len(self._noted) > 50_000:  # keep the memory bounded: forget the oldest half
+            for sub, _ in sorted(self._noted.items(), key=lambda x: x[1][0])[:25_000]:
+                del self._noted[sub]
+        self._noted[who.sub] = (moment, *seen)
+
+    # --- the worklists -------------------------------------------------------------------
+
+    async def follow_ups(
+        self, who: Principal, *, assigned_to: str | None, due_before: date | None,
+        status: FollowUpStatus | None, after: tuple[date, UUID] | None, limit: int,
+    ) -> list[FollowUpItem]:
+        """The municipality's follow-ups in due order; each case listed is logged."""
+        municipality, on = scope_of(who), self.now().date()
+        async with self._work() as uow:
+            found = await store.list_follow_ups(
+                uow.conn, municipality_code=municipality, assigned_to=assigned_to,
+                due_before=due_before, status=status, today=on, after=after, limit=limit)
+            await store.log_access(uow.conn, list(dict.fromkeys(
+                f.participant_id for f, _ in found)), who.sub, "worklist")
+        return [FollowUpItem(**f.model_dump(), municipality_code=municipality,
+                             assigned_to=assigned, status=f.status_on(on))
+                for f, assigned in found]
+
+    async def placements(
+        self, who: Principal, *, company_id: UUID | None, flagged: bool | None,
+        active: bool | None, after: tuple[datetime, UUID] | None, limit: int,
+    ) -> list[PlacementItem]:
+        """The municipality's placements in the order they were made; each case listed is
+        logged."""
+        municipality = scope_of(who)
+        async with self._work() as uow:
+            found = await store.list_placements(
+                uow.conn, municipality_code=municipality, company_id=company_id,
+                flagged=flagged, active=active, after=after, limit=limit)
+            await store.log_access(uow.conn, list(dict.fromkeys(
+                pl.participant_id for pl, _ in found)), who.sub, "worklist")
+        return [PlacementItem(**pl.model_dump(), municipality_code=municipality,
+                              assigned_to=assigned) for pl, assigned in found]
+
     # --- the case ------------------------------------------------------------------------
 
     async def transition(self, participant_id: UUID, body: TransitionIn, who: Principal) -> Case:
         """Move the case one step; 409 naming the allowed moves otherwise."""
         async with self._work() as uow:
-            p = await self._load(uow.conn, participant_id, who)
+            p = await self._load(uow.conn, participant_id, who, personal=body.to == "employed")
             employer = None
             if body.employment is not None and body.employment.employer_company_id is not None:
                 employer = await store.get_company(uow.conn, body.employment.employer_company_id)
             p.transition(body, who.sub, self.now(), self.offsets, employer)
             await self._save(uow, p, who, "transition")
+            if body.to == "employed" and p.employment is not None:
+                await self._seal_employer(uow.conn, p, p.employment)
         return Case.of(p)
 
     async def start_placement(self, participant_id: UUID, body: PlacementIn,
@@ -301,7 +458,8 @@ class Casework:
             data_key = self._data_key(p)
             assert data_key is not None  # add_note refuses an erased participant
             await store.insert_note(uow.conn, note, self.vault.seal(
-                data_key, p.id, NOTE, {"text": body.text}))
+                data_key, p.id, NOTE, {"text": body.text},
+                self._note_context(note.id, note.confidential)))
             await store.log_access(uow.conn, [p.id], who.sub, "note")
         return Note(**note.model_dump(), text=body.text)
 
@@ -314,21 +472,32 @@ class Casework:
             p = await self._load(uow.conn, participant_id, who, lock=False, personal=True)
             await store.log_access(uow.conn, [participant_id], who.sub, "timeline")
             history, sealed_notes = await store.history(uow.conn, p)
+            employers = await self._employer_names(uow.conn, p)
+        for e in history.employments:
+            e.employer_name = employers.get(e.id)
         data_key = self._data_key(p)
         texts: dict[UUID, str | None] = {}
         for n in history.notes:
-            blob = sealed_notes.get(n.id)
-            if data_key is not None and blob is not None and n.readable_by(who.sub,
-                                                                           p.assigned_to):
-                texts[n.id] = self.vault.open(data_key, p.id, NOTE, blob)["text"]
+            sealed = sealed_notes.get(n.id)
+            if data_key is None or sealed is None or not n.readable_by(who.sub, p.assigned_to):
+                continue
+            blob, sealed_with = sealed
+            context = self._note_context(n.id, n.confidential) if sealed_with == 2 else b""
+            doc = self._open(data_key, p, NOTE, blob, context)
+            texts[n.id] = doc["text"] if doc else None
         return timeline(history, texts)
 
-    async def access_log(self, participant_id: UUID, after: int | None,
-                         limit: int) -> list[AccessLogEntry]:
-        async with self.pool.acquire() as conn:
-            if await store.municipality_of(conn, participant_id) is None:
+    async def access_log(self, participant_id: UUID, after: int | None, limit: int,
+                         who: Principal) -> list[AccessLogEntry]:
+        """Who read or changed the participant's data. An auditor whose token names a
+        municipality sees that municipality's participants only (404 otherwise); the
+        auditor's own read is logged too, after the page it read."""
+        async with self._work() as uow:
+            municipality = await store.municipality_of(uow.conn, participant_id)
+            if municipality is None or who.municipality_code not in (None, municipality):
                 raise not_found("participant")
-            rows = await store.access_log(conn, participant_id, after, limit)
+            rows = await store.access_log(uow.conn, participant_id, after, limit)
+            await store.log_access(uow.conn, [participant_id], who.sub, "access_log")
         return [AccessLogEntry(**dict(r)) for r in rows]
 
     # --- follow-ups due ------------------------------------------------------------------
@@ -379,6 +548,41 @@ class Casework:
             if len(rows) < batch:
                 return moved
 
+    async def reseal(self, batch: int = 200) -> tuple[int, int]:
+        """Reseal what was sealed before notes were bound to their id and flag, and seal the
+        employers' names written in clear; those of erased participants are dropped. Safe
+        to stop and run again. Returns (notes, employer names) done."""
+        notes = names = 0
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.notes_to_reseal(conn, batch)
+                for r in rows:
+                    sealed = None
+                    if r["sealed"] is not None and r["wrapped"] is not None:
+                        pid = r["participant_id"]
+                        key = self.vault.unwrap(pid, WrappedKey(r["key_id"], bytes(r["wrapped"])))
+                        doc = self.vault.open(key, pid, NOTE, bytes(r["sealed"]))
+                        sealed = self.vault.seal(key, pid, NOTE, doc,
+                                                 self._note_context(r["id"], r["confidential"]))
+                    await store.reseal_note(conn, r["id"], sealed)
+            notes += len(rows)
+            if len(rows) < batch:
+                break
+        while True:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await store.employer_names_to_seal(conn, batch)
+                for r in rows:
+                    sealed = None
+                    if r["wrapped"] is not None:
+                        pid = r["participant_id"]
+                        key = self.vault.unwrap(pid, WrappedKey(r["key_id"], bytes(r["wrapped"])))
+                        sealed = self.vault.seal(key, pid, EMPLOYER, {"name": r["employer_name"]},
+                                                 r["id"].bytes)
+                    await store.seal_employer_name(conn, r["id"], sealed)
+            names += len(rows)
+            if len(rows) < batch:
+                return notes, names
+
     # --- registry events -----------------------------------------------------------------
 
     async def apply_company(self, conn: Conn, version: int, payload: CompanyPayload) -> None:
@@ -399,7 +603,7 @@ class Casework:
             return
         await add_events(conn, [envelope(placements_flagged(company, reason, flagged))])
         for f in flagged:
-            await store.notify_change(conn, {
+            await store.add_stream_event(conn, f.municipality_code, f.participant_id, {
                 "participant_id": str(f.participant_id),
                 "municipality_code": f.municipality_code, "stage": f.stage,
                 "event": ev.PLACEMENTS_FLAGGED,
@@ -411,7 +615,13 @@ class Casework:
 
     async def outcomes(self, municipality: str | None, start: date | None,
                        end: date | None) -> Outcomes:
-        """Outcome figures for a municipality (or all) and a period; counts only."""
+        """Outcome figures for a municipality (or all) and a period of whole months; counts
+        only, and none small enough to single anybody out."""
+        try:
+            check_period(start, end)
+        except RuleError as e:
+            raise _problem(e) from None
         async with self.pool.acquire() as conn:
-            counts = await store.outcome_counts(conn, municipality, start, end, today())
-        return outcomes(counts, municipality, start, end)
+            counts = await store.outcome_counts(conn, municipality, start, end,
+                                                self.now().date())
+        return outcomes(counts, municipality, start, end, self.stats_min_group)

@@ -35,6 +35,25 @@ class CaseworkSettings(ServiceSettings):
         default=3600.0, description="Seconds between follow-up sweeps in the app; 0 turns it off"
     )
 
+    stats_min_group: int = Field(
+        default=5, ge=1,
+        description="The smallest group `/stats/outcomes` shows; counts from 1 to one less "
+        "are null (1 shows everything)",
+    )
+    stream_retention_hours: float = Field(
+        default=48.0, ge=24.0,
+        description="How long `/stream` keeps changes for clients resuming with Last-Event-ID",
+    )
+    stream_max_per_user: int = Field(
+        default=5, ge=1, description="Open `/stream` connections per person, across replicas")
+    stream_max_per_process: int = Field(
+        default=500, ge=1, description="Open `/stream` connections per process")
+    stream_heartbeat_seconds: float = Field(
+        default=30.0, gt=0,
+        description="How often a replica marks its open streams alive (a stream of a replica "
+        "that stopped counts no more after three of these)",
+    )
+
     @field_validator("follow_up_offsets_days")
     @classmethod
     def _offsets(cls, v: list[int]) -> list[int]:

@@ -8,7 +8,6 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
 from asf_kit.db import Conn
 from casework.domain import (
@@ -16,14 +15,23 @@ from casework.domain import (
     Employment,
     FlaggedPlacement,
     FollowUp,
+    KnownUser,
     NoteRef,
     Participant,
     Placement,
+    Reassignment,
     Row,
     SealedPersonalData,
     StageChange,
 )
-from casework.outcomes import Exit, FollowUpCount, OutcomeCounts
+from casework.outcomes import (
+    Count,
+    ExitCount,
+    FollowUpCount,
+    FormCount,
+    OutcomeCounts,
+    StageCount,
+)
 from casework.timeline import CaseHistory
 
 CHANGES_CHANNEL = "casework_changes"
@@ -110,8 +118,8 @@ SELECT p.id, p.municipality_code, p.referral_source, p.assigned_to, p.stage, p.e
             SELECT pl.*, c.name AS company_name FROM placements pl
             LEFT JOIN companies c ON c.id = pl.company_id
             WHERE pl.participant_id = p.id) x) AS placements,
-       (SELECT row_to_json(e) FROM employments e WHERE e.participant_id = p.id
-        ORDER BY e.created_at DESC LIMIT 1) AS employment,
+       (SELECT to_jsonb(e) - 'employer_sealed' FROM employments e
+        WHERE e.participant_id = p.id ORDER BY e.created_at DESC LIMIT 1) AS employment,
        (SELECT coalesce(json_agg(f ORDER BY f.offset_days), '[]') FROM follow_ups f
         WHERE f.employment_id = (SELECT e.id FROM employments e WHERE e.participant_id = p.id
                                  ORDER BY e.created_at DESC LIMIT 1)) AS follow_ups
@@ -209,8 +217,10 @@ async def municipality_of(conn: Conn, participant_id: UUID) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, bytes]]:
-    """Everything recorded about the case, and each note's sealed text."""
+async def history(conn: Conn, p: Participant
+                  ) -> tuple[CaseHistory, dict[UUID, tuple[bytes, int]]]:
+    """Everything recorded about the case, and each note's sealed text with how it was
+    sealed (`notes.sealed_with`)."""
     stages = await conn.fetch(
         "SELECT participant_id, from_stage, to_stage, exit_reason, at, by FROM stage_changes "
         "WHERE participant_id = $1 ORDER BY id", p.id)
@@ -224,6 +234,9 @@ async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, b
         "SELECT * FROM follow_ups WHERE participant_id = $1 ORDER BY due_date, offset_days", p.id)
     notes = await conn.fetch(
         "SELECT * FROM notes WHERE participant_id = $1 ORDER BY created_at, id", p.id)
+    reassignments = await conn.fetch(
+        "SELECT participant_id, from_assigned_to, assigned_to, at, by FROM reassignments "
+        "WHERE participant_id = $1 ORDER BY id", p.id)
     return CaseHistory(
         assigned_to=p.assigned_to,
         stage_changes=[StageChange(**dict(r)) for r in stages],
@@ -231,7 +244,26 @@ async def history(conn: Conn, p: Participant) -> tuple[CaseHistory, dict[UUID, b
         employments=[Employment(**dict(r)) for r in employments],
         follow_ups=[FollowUp(**dict(r)) for r in follow_ups],
         notes=[NoteRef(**{k: r[k] for k in NoteRef.model_fields}) for r in notes],
-    ), {r["id"]: bytes(r["sealed"]) for r in notes if r["sealed"] is not None}
+        reassignments=[Reassignment(**dict(r)) for r in reassignments],
+    ), {r["id"]: (bytes(r["sealed"]), r["sealed_with"]) for r in notes
+        if r["sealed"] is not None}
+
+
+async def employer_names(conn: Conn, participant_id: UUID
+                         ) -> dict[UUID, tuple[bytes | None, str | None]]:
+    """Each employment's employer name: sealed, or as written before names were sealed."""
+    rows = await conn.fetch(
+        "SELECT id, employer_sealed, employer_name FROM employments WHERE participant_id = $1 "
+        "AND (employer_sealed IS NOT NULL OR employer_name IS NOT NULL)", participant_id)
+    return {r["id"]: (bytes(r["employer_sealed"]) if r["employer_sealed"] else None,
+                      r["employer_name"]) for r in rows}
+
+
+async def seal_employer_name(conn: Conn, employment_id: UUID, sealed: bytes | None) -> None:
+    """The employer's name sealed (None: gone, for an erased participant); never in clear."""
+    await conn.execute(
+        "UPDATE employments SET employer_sealed = $2, employer_name = NULL WHERE id = $1",
+        employment_id, sealed)
 
 
 # --- participants: saving --------------------------------------------------------------
@@ -282,6 +314,11 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
             "by) VALUES ($1, $2, $3, $4, $5, $6)",
             [(s.participant_id, s.from_stage, s.to_stage, s.exit_reason, s.at, s.by)
              for s in rows])
+    if rows := added.get(Reassignment):
+        await conn.executemany(
+            "INSERT INTO reassignments (participant_id, from_assigned_to, assigned_to, at, by) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(r.participant_id, r.from_assigned_to, r.assigned_to, r.at, r.by) for r in rows])
     if rows := added.get(Placement):
         await conn.executemany(
             "INSERT INTO placements (id, participant_id, company_id, kind, start, planned_end, "
@@ -290,11 +327,12 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
             [(x.id, x.participant_id, x.company_id, x.kind, x.start, x.planned_end,
               x.hours_per_week, x.status, x.created_by, x.created_at, x.version) for x in rows])
     if rows := added.get(Employment):
+        # the employer's name is personal data: the service seals it (seal_employer_name)
         await conn.executemany(
-            "INSERT INTO employments (id, participant_id, form, employer_company_id, "
-            "employer_name, start, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            [(e.id, e.participant_id, e.form, e.employer_company_id, e.employer_name, e.start,
-              e.created_at) for e in rows])
+            "INSERT INTO employments (id, participant_id, form, employer_company_id, start, "
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            [(e.id, e.participant_id, e.form, e.employer_company_id, e.start, e.created_at)
+             for e in rows])
     if rows := added.get(FollowUp):
         await conn.executemany(
             "INSERT INTO follow_ups (id, participant_id, employment_id, offset_days, due_date) "
@@ -317,10 +355,18 @@ async def _save_rows(conn: Conn, p: Participant) -> None:
                 row.recorded_by, row.still_employed)
 
 
+async def update_personal(conn: Conn, participant_id: UUID, document: bytes) -> None:
+    """The person's corrected data, sealed again with their key."""
+    await conn.execute("UPDATE participants SET personal = $2 WHERE id = $1",
+                       participant_id, document)
+
+
 async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
     """Erasure: destroy the data key and null every sealed column; the figures stay."""
     await conn.execute("DELETE FROM participant_keys WHERE participant_id = $1", participant_id)
     await conn.execute("UPDATE notes SET sealed = NULL WHERE participant_id = $1", participant_id)
+    await conn.execute("UPDATE employments SET employer_sealed = NULL, employer_name = NULL "
+                       "WHERE participant_id = $1", participant_id)
     await conn.execute(
         "UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL "
         "WHERE id = $1", participant_id)
@@ -329,8 +375,9 @@ async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
 async def insert_note(conn: Conn, note: NoteRef, sealed: bytes) -> None:
     await conn.execute(
         """
-        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO notes (id, participant_id, author, confidential, sealed, created_at,
+                           sealed_with)
+        VALUES ($1, $2, $3, $4, $5, $6, 2)
         """,
         note.id, note.participant_id, note.author, note.confidential, sealed, note.created_at,
     )
@@ -346,9 +393,175 @@ async def backdate_case(conn: Conn, participant_id: UUID, days: int) -> None:
         "WHERE participant_id = $1 AND from_stage IS NULL", participant_id, days)
 
 
-async def notify_change(conn: Conn, change: dict[str, Any]) -> None:
-    """Tell every replica's `/stream` about a change; PostgreSQL delivers it on commit."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, orjson.dumps(change).decode())
+# --- the worklists --------------------------------------------------------------------
+
+
+async def list_follow_ups(
+    conn: Conn, *, municipality_code: str, assigned_to: str | None, due_before: date | None,
+    status: str | None, today: date, after: tuple[date, UUID] | None, limit: int,
+) -> list[tuple[FollowUp, str]]:
+    """Follow-ups of the municipality's cases (not erased) in due order, each with the case
+    worker assigned; `status` as `FollowUp.status` says (none: all but the cancelled)."""
+    rows = await conn.fetch(
+        """
+        SELECT f.*, p.assigned_to AS case_assigned_to FROM follow_ups f
+        JOIN participants p ON p.id = f.participant_id
+        WHERE p.municipality_code = $1 AND p.erased_at IS NULL
+          AND ($2::text IS NULL OR p.assigned_to = $2)
+          AND ($3::date IS NULL OR f.due_date < $3)
+          AND CASE $4::text
+                WHEN 'recorded' THEN f.recorded_at IS NOT NULL
+                WHEN 'cancelled' THEN f.recorded_at IS NULL AND f.cancelled_at IS NOT NULL
+                WHEN 'due' THEN f.recorded_at IS NULL AND f.cancelled_at IS NULL
+                                AND f.due_date <= $5
+                WHEN 'upcoming' THEN f.recorded_at IS NULL AND f.cancelled_at IS NULL
+                                     AND f.due_date > $5
+                ELSE f.recorded_at IS NOT NULL OR f.cancelled_at IS NULL
+              END
+          AND ($6::date IS NULL OR (f.due_date, f.id) > ($6, $7::uuid))
+        ORDER BY f.due_date, f.id
+        LIMIT $8
+        """,
+        municipality_code, assigned_to, due_before, status, today,
+        after[0] if after else None, after[1] if after else None, limit,
+    )
+    return [(FollowUp(**{k: r[k] for k in FollowUp.model_fields}), r["case_assigned_to"])
+            for r in rows]
+
+
+async def list_placements(
+    conn: Conn, *, municipality_code: str, company_id: UUID | None, flagged: bool | None,
+    active: bool | None, after: tuple[datetime, UUID] | None, limit: int,
+) -> list[tuple[Placement, str]]:
+    """Placements of the municipality's cases in the order they were made, each with the
+    case worker assigned."""
+    rows = await conn.fetch(
+        """
+        SELECT pl.*, c.name AS company_name, p.assigned_to AS case_assigned_to
+        FROM placements pl
+        JOIN participants p ON p.id = pl.participant_id
+        LEFT JOIN companies c ON c.id = pl.company_id
+        WHERE p.municipality_code = $1
+          AND ($2::uuid IS NULL OR pl.company_id = $2)
+          AND ($3::boolean IS NULL OR (pl.flagged_at IS NOT NULL) = $3)
+          AND ($4::boolean IS NULL OR (pl.status = 'active') = $4)
+          AND ($5::timestamptz IS NULL OR (pl.created_at, pl.id) > ($5, $6::uuid))
+        ORDER BY pl.created_at, pl.id
+        LIMIT $7
+        """,
+        municipality_code, company_id, flagged, active,
+        after[0] if after else None, after[1] if after else None, limit,
+    )
+    return [(Placement(**{k: r[k] for k in Placement.model_fields}), r["case_assigned_to"])
+            for r in rows]
+
+
+# --- the people who signed in ---------------------------------------------------------
+
+
+async def note_user(conn: Conn, user: KnownUser) -> None:
+    await conn.execute(
+        """
+        INSERT INTO known_users (sub, municipality_code, roles, seen_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (sub) DO UPDATE SET municipality_code = EXCLUDED.municipality_code,
+            roles = EXCLUDED.roles, seen_at = EXCLUDED.seen_at
+        """,
+        user.sub, user.municipality_code, user.roles, user.seen_at,
+    )
+
+
+async def known_user(conn: Conn, sub: str) -> KnownUser | None:
+    r = await conn.fetchrow(
+        "SELECT sub, municipality_code, roles, seen_at FROM known_users WHERE sub = $1", sub)
+    return KnownUser(**dict(r)) if r is not None else None
+
+
+# --- the stream ------------------------------------------------------------------------
+
+
+async def add_stream_event(conn: Conn, municipality_code: str, participant_id: UUID,
+                           body: dict[str, Any]) -> int:
+    """Keep a change for `/stream` and tell every replica about it on commit.
+
+    The id is taken under a transaction-level advisory lock, which the commit releases:
+    ids follow the order in which the changes commit, so a client that resumes after
+    id N is sent every change committed after N's.
+    """
+    stream_id = await conn.fetchval(
+        """
+        WITH serial AS (SELECT pg_advisory_xact_lock(hashtext('casework.stream_events'), 0)),
+        kept AS (
+            INSERT INTO stream_events (municipality_code, participant_id, body)
+            SELECT $2, $3, $4 FROM serial RETURNING id
+        )
+        SELECT id FROM kept, pg_notify($1, ($4::jsonb || jsonb_build_object('id', id))::text)
+        """,
+        CHANGES_CHANNEL, municipality_code, participant_id, body,
+    )
+    return int(stream_id)
+
+
+async def stream_position(conn: Conn) -> tuple[int, int]:
+    """(the newest id handed out, as far as committed changes tell, and the highest id
+    pruned)."""
+    r = await conn.fetchrow(
+        "SELECT greatest((SELECT max(id) FROM stream_events), through) AS newest, "
+        "through AS pruned FROM stream_pruned")
+    assert r is not None
+    return int(r["newest"]), int(r["pruned"])
+
+
+async def stream_since(conn: Conn, municipality_code: str, after: int,
+                       limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """The changes in a municipality after id `after`, oldest first."""
+    rows = await conn.fetch(
+        "SELECT id, body FROM stream_events WHERE municipality_code = $1 AND id > $2 "
+        "ORDER BY id LIMIT $3", municipality_code, after, limit)
+    return [(r["id"], {**r["body"], "id": r["id"]}) for r in rows]
+
+
+async def prune_stream(conn: Conn, older_than: datetime) -> int:
+    """Forget changes kept since before `older_than`; returns how many."""
+    async with conn.transaction():
+        r = await conn.fetchrow(
+            """
+            WITH gone AS (DELETE FROM stream_events WHERE at < $1 RETURNING id)
+            SELECT count(*) AS n, max(id) AS through FROM gone
+            """, older_than)
+        assert r is not None
+        if r["through"] is not None:
+            await conn.execute("UPDATE stream_pruned SET through = greatest(through, $1)",
+                               r["through"])
+    return int(r["n"])
+
+
+async def claim_stream(conn: Conn, stream_id: UUID, sub: str, process_id: UUID, limit: int,
+                       stale_before: datetime) -> bool:
+    """Count one more open stream of `sub`, unless they already hold `limit` of them
+    (on any replica; those of a replica that stopped refreshing them do not count)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('casework.open_streams'), "
+                           "hashtext($1))", sub)
+        await conn.execute("DELETE FROM open_streams WHERE sub = $1 AND seen_at < $2",
+                           sub, stale_before)
+        held = await conn.fetchval("SELECT count(*) FROM open_streams WHERE sub = $1", sub)
+        if held >= limit:
+            return False
+        await conn.execute(
+            "INSERT INTO open_streams (id, sub, process_id) VALUES ($1, $2, $3)",
+            stream_id, sub, process_id)
+    return True
+
+
+async def release_stream(conn: Conn, stream_id: UUID) -> None:
+    await conn.execute("DELETE FROM open_streams WHERE id = $1", stream_id)
+
+
+async def refresh_streams(conn: Conn, stream_ids: list[UUID]) -> None:
+    """The streams this replica still serves are alive."""
+    if stream_ids:
+        await conn.execute("UPDATE open_streams SET seen_at = now() WHERE id = ANY($1::uuid[])",
+                           stream_ids)
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -383,6 +596,36 @@ async def get_key(conn: Conn, participant_id: UUID) -> tuple[str, bytes] | None:
     r = await conn.fetchrow(
         "SELECT key_id, wrapped FROM participant_keys WHERE participant_id = $1", participant_id)
     return (r["key_id"], bytes(r["wrapped"])) if r is not None else None
+
+
+# --- resealing what was sealed before -------------------------------------------------
+
+
+async def notes_to_reseal(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """Notes sealed the first way (bound to the participant only), with the wrapped key."""
+    return await conn.fetch(
+        """
+        SELECT n.id, n.participant_id, n.confidential, n.sealed, k.key_id, k.wrapped
+        FROM notes n LEFT JOIN participant_keys k ON k.participant_id = n.participant_id
+        WHERE n.sealed_with = 1 ORDER BY n.id LIMIT $1
+        FOR UPDATE OF n SKIP LOCKED
+        """, limit)
+
+
+async def reseal_note(conn: Conn, note_id: UUID, sealed: bytes | None) -> None:
+    await conn.execute("UPDATE notes SET sealed = $2, sealed_with = 2 WHERE id = $1",
+                       note_id, sealed)
+
+
+async def employer_names_to_seal(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """Employers' names still in clear, with the participant's wrapped key."""
+    return await conn.fetch(
+        """
+        SELECT e.id, e.participant_id, e.employer_name, k.key_id, k.wrapped
+        FROM employments e LEFT JOIN participant_keys k ON k.participant_id = e.participant_id
+        WHERE e.employer_name IS NOT NULL ORDER BY e.id LIMIT $1
+        FOR UPDATE OF e SKIP LOCKED
+        """, limit)
 
 
 # --- follow-ups due --------------------------------------------------------------------
@@ -438,52 +681,67 @@ async def access_log(
 
 
 # --- statistics -----------------------------------------------------------------------
-# Each query takes ($1 municipality or NULL, $2 from or NULL, $3 to or NULL), dates inclusive.
+# Each query takes ($1 municipality or NULL, $2 from or NULL, $3 to or NULL), dates inclusive,
+# and counts by municipality and calendar month (casework.outcomes withholds small groups).
 
 _IN_PERIOD = """
     ($1::text IS NULL OR p.municipality_code = $1)
     AND ($2::date IS NULL OR {at}::date >= $2) AND ($3::date IS NULL OR {at}::date <= $3)
 """
+_MONTH = "date_trunc('month', {at})::date"
 
 
 async def outcome_counts(conn: Conn, municipality: str | None, start: date | None,
                          end: date | None, today: date) -> OutcomeCounts:
     """The counts the outcome figures are made of (see `casework.outcomes`)."""
     args = (municipality, start, end)
-    stages = await conn.fetch(
-        "SELECT p.stage, count(*) AS n FROM participants p WHERE "
-        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY p.stage", *args)
-    forms = await conn.fetch(
-        "SELECT e.form, count(*) AS n FROM employments e "
-        "JOIN participants p ON p.id = e.participant_id WHERE "
-        + _IN_PERIOD.format(at="e.start") + " GROUP BY e.form", *args)
+    referrals = await conn.fetch(
+        "SELECT p.municipality_code, " + _MONTH.format(at="p.referred_at") + " AS month, "
+        "p.stage, count(*) AS n FROM participants p WHERE "
+        + _IN_PERIOD.format(at="p.referred_at") + " GROUP BY 1, 2, 3", *args)
+    employments = await conn.fetch(
+        "SELECT p.municipality_code, " + _MONTH.format(at="e.start") + " AS month, e.form, "
+        "count(*) AS n FROM employments e JOIN participants p ON p.id = e.participant_id WHERE "
+        + _IN_PERIOD.format(at="e.start") + " GROUP BY 1, 2, 3", *args)
     exits = await conn.fetch(
-        "SELECT s.from_stage, s.exit_reason, count(*) AS n FROM stage_changes s "
+        "SELECT p.municipality_code, " + _MONTH.format(at="s.at") + " AS month, s.from_stage, "
+        "s.exit_reason, count(*) AS n FROM stage_changes s "
         "JOIN participants p ON p.id = s.participant_id WHERE s.to_stage = 'closed' AND "
-        + _IN_PERIOD.format(at="s.at") + " GROUP BY s.from_stage, s.exit_reason", *args)
-    median = await conn.fetchval(
-        """
+        + _IN_PERIOD.format(at="s.at") + " GROUP BY 1, 2, 3, 4", *args)
+    first = """
         WITH first AS (
             SELECT DISTINCT ON (e.participant_id) e.participant_id, e.start
             FROM employments e ORDER BY e.participant_id, e.created_at
         )
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.start - p.referred_at::date)
-        FROM first f JOIN participants p ON p.id = f.participant_id WHERE
-        """ + _IN_PERIOD.format(at="f.start"), *args)
+    """
+    first_employments = await conn.fetch(
+        first + "SELECT p.municipality_code, " + _MONTH.format(at="f.start") + " AS month, "
+        "count(*) AS n FROM first f JOIN participants p ON p.id = f.participant_id WHERE "
+        + _IN_PERIOD.format(at="f.start") + " GROUP BY 1, 2", *args)
+    median = await conn.fetchval(
+        first + "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY f.start - p.referred_at::date) "
+        "FROM first f JOIN participants p ON p.id = f.participant_id WHERE "
+        + _IN_PERIOD.format(at="f.start"), *args)
     follow_ups = await conn.fetch(
-        "SELECT f.offset_days, "
+        "SELECT p.municipality_code, " + _MONTH.format(at="f.due_date") + " AS month, "
+        "f.offset_days, "
         "count(*) FILTER (WHERE f.due_date <= $4) AS due, "
         "count(*) FILTER (WHERE f.recorded_at IS NOT NULL) AS recorded, "
         "count(*) FILTER (WHERE f.still_employed) AS still_employed "
         "FROM follow_ups f JOIN participants p ON p.id = f.participant_id "
         "WHERE f.cancelled_at IS NULL AND "
-        + _IN_PERIOD.format(at="f.due_date") + " GROUP BY f.offset_days ORDER BY f.offset_days",
-        *args, today)
+        + _IN_PERIOD.format(at="f.due_date") + " GROUP BY 1, 2, 3", *args, today)
     return OutcomeCounts(
-        by_stage={r["stage"]: r["n"] for r in stages},
-        employed_by_form={r["form"]: r["n"] for r in forms},
-        exits=[Exit(r["from_stage"], r["exit_reason"], r["n"]) for r in exits],
+        referrals=[StageCount(r["municipality_code"], r["month"], r["n"], r["stage"])
+                   for r in referrals],
+        employments=[FormCount(r["municipality_code"], r["month"], r["n"], r["form"])
+                     for r in employments],
+        exits=[ExitCount(r["municipality_code"], r["month"], r["n"], r["from_stage"],
+                         r["exit_reason"]) for r in exits],
+        first_employments=[Count(r["municipality_code"], r["month"], r["n"])
+                           for r in first_employments],
         median_days_to_employment=float(median) if median is not None else None,
-        follow_ups=[FollowUpCount(r["offset_days"], r["due"], r["recorded"],
-                                  r["still_employed"]) for r in follow_ups],
+        follow_ups=[FollowUpCount(r["municipality_code"], r["month"], r["due"],
+                                  r["offset_days"], r["recorded"], r["still_employed"])
+                    for r in follow_ups],
     )

@@ -9,7 +9,14 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from casework.domain import Employment, FollowUp, NoteRef, Placement, StageChange
+from casework.domain import (
+    Employment,
+    FollowUp,
+    NoteRef,
+    Placement,
+    Reassignment,
+    StageChange,
+)
 
 
 class TimelineItem(BaseModel):
@@ -31,6 +38,7 @@ class CaseHistory:
     employments: list[Employment]
     follow_ups: list[FollowUp]
     notes: list[NoteRef]
+    reassignments: list[Reassignment]
 
 
 def _at(d: date) -> datetime:
@@ -72,6 +80,9 @@ def timeline(history: CaseHistory, note_texts: dict[UUID, str | None]) -> list[T
         elif f.due_notified_at is not None:
             items.append(TimelineItem(at=_at(f.due_date), kind="follow_up_due", by=None,
                                       details={"offset_days": f.offset_days}))
+    for r in history.reassignments:
+        items.append(TimelineItem(at=r.at, kind="reassigned", by=r.by, details={
+            "from_assigned_to": r.from_assigned_to, "assigned_to": r.assigned_to}))
     for n in history.notes:
         items.append(TimelineItem(at=n.created_at, kind="note", by=n.author, details={
             "note_id": str(n.id), "confidential": n.confidential,

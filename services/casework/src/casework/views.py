@@ -9,13 +9,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from casework.domain import Employment, NoteRef, Participant
-
-PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "phone", "email")
+from casework.domain import Employment, FollowUp, FollowUpStatus, NoteRef, Participant, Placement
+from casework.inputs import PERSONAL_FIELDS
 
 
 class Case(BaseModel):
-    """A participant's case without personal data: what lists and changes return."""
+    """A participant's case without personal data: what lists and changes return (the
+    employer's name too is left out)."""
 
     id: UUID
     municipality_code: str
@@ -37,7 +37,9 @@ class Case(BaseModel):
             id=p.id, municipality_code=p.municipality_code, referral_source=p.referral_source,
             assigned_to=p.assigned_to, stage=p.stage, exit_reason=p.exit_reason,
             referred_at=p.referred_at, closed_at=p.closed_at, erased_at=p.erased_at,
-            employment=p.employment, active_placement_ids=[pl.id for pl in p.active_placements],
+            employment=p.employment.model_copy(update={"employer_name": None})
+            if p.employment else None,
+            active_placement_ids=[pl.id for pl in p.active_placements],
             version=p.version,
         )
 
@@ -55,10 +57,14 @@ class ParticipantView(Case):
     email: str | None
 
     @classmethod
-    def with_personal(cls, p: Participant, personal: dict[str, Any] | None) -> ParticipantView:
+    def with_personal(cls, p: Participant, personal: dict[str, Any] | None,
+                      employer_name: str | None = None) -> ParticipantView:
         fields = dict.fromkeys(PERSONAL_FIELDS)
         fields.update(personal or {})
-        return cls(**Case.of(p).model_dump(), **fields)
+        view = cls(**Case.of(p).model_dump(), **fields)
+        if view.employment is not None:
+            view.employment.employer_name = employer_name
+        return view
 
 
 class Note(NoteRef):
@@ -71,3 +77,18 @@ class AccessLogEntry(BaseModel):
     actor: str
     action: str
     at: datetime
+
+
+class FollowUpItem(FollowUp):
+    """A follow-up on a worklist."""
+
+    municipality_code: str
+    assigned_to: str = Field(description="The case worker the case is assigned to")
+    status: FollowUpStatus
+
+
+class PlacementItem(Placement):
+    """A placement on a worklist."""
+
+    municipality_code: str
+    assigned_to: str = Field(description="The case worker the case is assigned to")
