@@ -6,9 +6,10 @@ The table is checked against the app's routes, so a new endpoint without a row f
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from asf_testing import (
 )
 from casework.app import create_app
 from casework.settings import CaseworkSettings
+from casework.workdays import Month
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "casework" / "migrations"
 OWN = auth("case_worker", sub="cw-own", municipality_code="0180")
@@ -40,6 +42,11 @@ STREAM = "/stream"
 
 # A case worker of another municipality: their own lists are empty, our participants 404.
 CASE = {**allow(200, "case_worker"), "case_worker_other": 404}
+# A placement or statement: the company's rep and the municipality's case workers; the rep of
+# another company and a case worker of another municipality are not told it exists.
+HOSTED = {**allow(200, "company_rep", "case_worker"), "company_rep_other": 404,
+          "case_worker_other": 404}
+COMPANY = uuid.uuid4()
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants"): allow(201, "case_worker", "case_worker_other"),
     ("GET", "/participants"): allow(200, "case_worker", "case_worker_other"),
@@ -56,6 +63,26 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/participants/{participant_id}/access-log"): allow(200, "auditor"),
     ("GET", "/stats/outcomes"): allow(200, "analyst", "case_worker", "case_worker_other"),
     ("GET", STREAM): allow(200, "case_worker", "case_worker_other"),
+    # the individual plan
+    ("GET", "/participants/{participant_id}/plan"): CASE,
+    ("PUT", "/participants/{participant_id}/plan"): {**CASE, "case_worker": 201},
+    ("POST", "/participants/{participant_id}/plan/reviews"): {**CASE, "case_worker": 201},
+    ("GET", "/plans"): allow(200, "case_worker", "case_worker_other"),
+    # attendance: the host company's rep reports, the municipality reads
+    ("GET", "/companies/{company_id}/placements"): {**allow(200, "company_rep"),
+                                                    "company_rep_other": 404},
+    ("PUT", "/placements/{placement_id}/attendance/{date}"): {**allow(201, "company_rep"),
+                                                              "company_rep_other": 404},
+    ("GET", "/placements/{placement_id}/attendance"): HOSTED,
+    # rates and statements
+    ("POST", "/rates"): allow(201, "case_worker", "case_worker_other"),
+    ("GET", "/rates"): allow(200, "case_worker", "case_worker_other", "analyst"),
+    ("GET", "/statements"): allow(200, "case_worker", "case_worker_other", "company_rep",
+                                  "company_rep_other"),
+    ("GET", "/statements/{statement_id}"): HOSTED,
+    ("GET", "/statements/{statement_id}.csv"): HOSTED,
+    ("POST", "/statements/{statement_id}/corrections"): {
+        **HOSTED, "company_rep": 201, "case_worker": 201},
     ("GET", "/follow-ups"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/placements"): allow(200, "case_worker", "case_worker_other"),
     ("GET", "/healthz"): public(),
@@ -71,7 +98,7 @@ CALLERS = {
     "case_worker": OWN,
     "case_worker_other": auth("case_worker", sub="cw-other", municipality_code="1480"),
     "registry_officer": auth("registry_officer", sub="officer"),
-    "company_rep": auth("company_rep", sub="rep", company_id=str(uuid.uuid4())),
+    "company_rep": auth("company_rep", sub="rep", company_id=str(COMPANY)),
     "company_rep_other": auth("company_rep", sub="rep2", company_id=str(uuid.uuid4())),
     "analyst": auth("analyst", sub="analyst"),
     "auditor": auth("auditor", sub="auditor"),
@@ -85,6 +112,7 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
         application = create_app(CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, follow_up_sweep_interval=0,
+            plan_review_sweep_interval=0, statement_sweep_interval=0,
             casework_data_key=DATA_KEY))
         async with serving(application):
             yield application
@@ -92,8 +120,9 @@ async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="module")
 async def company_id(app: FastAPI) -> str:
-    """An active company in casework's read model, as a registry event would put it."""
-    cid = uuid.uuid4()
+    """An active company in casework's read model, as a registry event would put it: the
+    company of the `company_rep` caller."""
+    cid = COMPANY
     payload = CompanyPayload(
         id=cid, org_number="769000-0001", name="Matrisens Kooperativ",
         legal_form="ekonomisk_forening", municipality_code="0180", county_code="01",
@@ -117,10 +146,12 @@ async def ok(r: httpx.Response, status: int = 200) -> dict[str, Any]:
     return body
 
 
-async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str
-                  ) -> tuple[str, dict[str, Any]]:
+async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str,
+                  app: FastAPI) -> tuple[str, dict[str, Any]]:
     """A fresh participant of municipality 0180 in the state the route needs, and the
     request that exercises the route on it."""
+    if (method, path) in PLANS_AND_ATTENDANCE:
+        return await prepare_plans_and_attendance(c, method, path, company_id, app)
     person = {"given_name": "Matris", "family_name": "Testsson",
               "personal_identity_number": identity_number(), "referral_source": "self"}
     if (method, path) == ("POST", "/participants"):
@@ -158,6 +189,66 @@ async def prepare(c: httpx.AsyncClient, method: str, path: str, company_id: str
     return path.replace("{participant_id}", pid), bodies.get(path.rsplit("/", 1)[-1], {})
 
 
+def _is_plan(path: str) -> bool:
+    return path.endswith(("/plan", "/plans")) or "/plan/" in path
+
+
+PLANS_AND_ATTENDANCE = {(m, p) for m, p in EXPECTED if _is_plan(p) or "attendance" in p
+                        or p.startswith(("/rates", "/statements", "/companies"))}
+_months = itertools.count(0)
+_rate_days = itertools.count(0)
+
+
+async def prepare_plans_and_attendance(c: httpx.AsyncClient, method: str, path: str,
+                                       company_id: str, app: FastAPI
+                                       ) -> tuple[str, dict[str, Any]]:
+    today = date.today()
+    if path == "/rates":
+        valid_from = date(2000, 1, 1) + timedelta(days=next(_rate_days))
+        return path, {"json": {"kind": "work_training", "unit": "day", "amount_sek": 350,
+                               "valid_from": valid_from.isoformat()}} if method == "POST" else {}
+    if path in ("/plans", "/statements"):
+        return path, {}
+    if path == "/companies/{company_id}/placements":
+        return path.replace("{company_id}", company_id), {}
+    person = {"given_name": "Matris", "family_name": "Testsson",
+              "personal_identity_number": identity_number(), "referral_source": "self"}
+    pid = (await ok(await c.post("/participants", json=person, headers=OWN), 201))["id"]
+    base = f"/participants/{pid}"
+    plan = {"participant_involved": True,
+            "next_review_date": (today + timedelta(days=7)).isoformat(),
+            "goals": [{"text": "Ett mål", "target_date": "2030-01-01"}]}
+    if _is_plan(path):
+        if method == "PUT":
+            return path.replace("{participant_id}", pid), {
+                "json": plan, "headers": {"If-None-Match": "*"}}
+        await ok(await c.put(f"{base}/plan", json=plan,
+                             headers={**OWN, "If-None-Match": "*"}), 201)
+        if method == "GET":
+            return path.replace("{participant_id}", pid), {}
+        return path.replace("{participant_id}", pid), {"headers": {"If-Match": '"1"'}, "json": {
+            "outcome": "continue", "next_review_date": (today + timedelta(days=30)).isoformat()}}
+    await ok(await c.post(f"{base}/transitions", json={"to": "assessment"}, headers=OWN))
+    if "attendance" in path:
+        placement = {"company_id": company_id, "kind": "work_training",
+                     "start": today.isoformat(), "hours_per_week": 20}
+        placed = await ok(await c.post(f"{base}/placements", json=placement, headers=OWN), 201)
+        url = path.replace("{placement_id}", placed["id"]).replace("{date}", today.isoformat())
+        return url, {"json": {"hours_present": 4}} if method == "PUT" else {}
+    # a statement of a month of its own, long past, with this participant's placement in it
+    month = Month(2010, 1)
+    for _ in range(next(_months)):
+        month = month.next()
+    placement = {"company_id": company_id, "kind": "work_training",
+                 "start": month.first.isoformat(), "hours_per_week": 20}
+    placed = await ok(await c.post(f"{base}/placements", json=placement, headers=OWN), 201)
+    await ok(await c.post(f"/placements/{placed['id']}/end", headers=OWN,
+                          json={"reason": "completed", "end": month.last.isoformat()}))
+    [statement] = await app.state.casework.close_month(month, uuid.UUID(company_id))
+    url = path.replace("{statement_id}", str(statement.id))
+    return url, {"json": {"reason": "rate"}} if method == "POST" else {}
+
+
 def test_every_route_has_a_row(app: FastAPI) -> None:
     assert api_routes(app) == set(EXPECTED)
 
@@ -170,9 +261,10 @@ CELLS = [(m, p, v) for (m, p) in EXPECTED for v in VARIANTS
 
 @pytest.mark.parametrize(("method", "path", "caller"), CELLS,
                          ids=[f"{m} {p} {v}" for m, p, v in CELLS])
-async def test_access(client: httpx.AsyncClient, company_id: str, method: str, path: str,
+async def test_access(client: httpx.AsyncClient, app: FastAPI, company_id: str, method: str,
+                      path: str,
                       caller: str) -> None:
-    url, kwargs = await prepare(client, method, path, company_id)
-    headers = {} if caller == ANONYMOUS else CALLERS[caller]
+    url, kwargs = await prepare(client, method, path, company_id, app)
+    headers = {**({} if caller == ANONYMOUS else CALLERS[caller]), **kwargs.pop("headers", {})}
     r = await client.request(method, url, headers=headers, **kwargs)
     assert r.status_code == EXPECTED[(method, path)][caller], r.text

@@ -2,11 +2,12 @@
 and a real SMTP server in this process.
 
 A company is registered and verified; two participants are referred and placed there;
-one is employed and her first follow-up falls due; the other's case goes to a colleague; a
-learning example is submitted; the company is deregistered. Every expected email arrives
-exactly once, every event is applied once by each service that consumes it, one trace runs
-from an HTTP request to the email, and no participant's personal data shows up in any
-event, log line or email.
+a third, placed there since last month, has a week of attendance reported by the company's
+rep, last month's statement is issued, and her plan's review falls due; one is employed and
+her first follow-up falls due; the other's case goes to a colleague; a learning example is
+submitted; the company is deregistered. Every expected email arrives exactly once, every
+event is applied once by each service that consumes it, one trace runs from an HTTP request
+to the email, and no participant's personal data shows up in any event, log line or email.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -48,6 +50,7 @@ from asf_testing import (
 )
 from casework.app import create_app as casework_app
 from casework.settings import CaseworkSettings
+from casework.workdays import Month, first_working_day, is_working_day
 from notifications.app import create_app as notifications_app
 from notifications.settings import NotificationsSettings
 from registry.app import create_app as registry_app
@@ -63,6 +66,8 @@ COLLEAGUE_SUB = "cw-e2e-colleague"
 COLLEAGUE = auth("case_worker", sub=COLLEAGUE_SUB, municipality_code="0180")
 ANALYST = auth("analyst", sub="analyst-e2e")
 
+CECILIA = {"given_name": "Cecilia", "family_name": "Quarnströmer", "phone": "+46 70 777 88 99",
+           "email": "cecilia.quarnstromer@example.org"}
 PEOPLE = [
     {"given_name": "Astrid", "family_name": "Lindqvistsson", "phone": "+46 70 111 22 33",
      "email": "astrid.lindqvistsson@example.org"},
@@ -71,7 +76,7 @@ PEOPLE = [
 ]
 
 
-NUMBERS = [identity_number() for _ in PEOPLE]
+NUMBERS = [identity_number() for _ in [*PEOPLE, CECILIA]]
 """Each person's personnummer."""
 
 
@@ -125,7 +130,8 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                 "registry": registry_app(RegistrySettings(database_url=registry_db, **common)),
                 "casework": casework_app(CaseworkSettings(
                     database_url=casework_db, casework_data_key=DATA_KEY,
-                    follow_up_sweep_interval=0, **common)),
+                    follow_up_sweep_interval=0, plan_review_sweep_interval=0,
+                    statement_sweep_interval=0, **common)),
                 "notifications": notifications_app(NotificationsSettings(
                     database_url=notifications_db, smtp_host="127.0.0.1", smtp_port=smtp.port,
                     smtp_tls="none", smtp_timeout=5, retry_base_seconds=0.2, retry_cap_seconds=1,
@@ -205,6 +211,7 @@ async def test_the_whole_journey(stack: Stack) -> None:
         assert r.status_code == 200, r.text
 
     start = date.today()
+    statement_id = await a_week_of_attendance_and_last_months_statement(s, company_id)
 
     async def place(pid: str) -> bool:
         r = await s.casework.post(f"/participants/{pid}/placements", headers=CASE_WORKER, json={
@@ -282,9 +289,11 @@ async def test_the_whole_journey(stack: Stack) -> None:
     reassignment_mailed = bool(r.json()["items"])
     expected = {
         "registrator@registry.example": 1,   # company registered
-        "kim@grona.example": 5,              # receipt, verified, 2 placements, deregistered
+        # receipt, verified, 3 placements, last month's statement, deregistered
+        "kim@grona.example": 7,
         "info@skr.example": 2,               # learning example, digest
-        "handlaggare@stockholm.example": 1,  # Astrid's follow-up due
+        # Astrid's follow-up due, Cecilia's plan review due and her placement flagged
+        "handlaggare@stockholm.example": 3,
         # Bertil's placement flagged (his case is hers now), and the reassignment
         "kollega@stockholm.example": 1 + reassignment_mailed,
     }
@@ -304,6 +313,11 @@ async def test_the_whole_journey(stack: Stack) -> None:
                       if "Trädgård som väg till arbete" in text_of(m)]
     assert "Stina Inlämnare" in text_of(example_mail)
 
+    # The statement reached the company's contact once, as a link to it (totals, no names).
+    [statement_mail] = [m for m in mails_to(s, "kim@grona.example")
+                        if f"/statements/{statement_id}" in text_of(m)]
+    assert "Cecilia" not in text_of(statement_mail)
+
     # Every event was applied once by each consumer, and nothing was parked.
     await check_each_event_applied_once(s)
     for service in ("casework", "notifications"):
@@ -316,6 +330,79 @@ async def test_the_whole_journey(stack: Stack) -> None:
 
     # No participant's personal data anywhere outside casework's own database.
     check_no_personal_data(s, participants)
+
+
+async def a_week_of_attendance_and_last_months_statement(s: Stack, company_id: str) -> str:
+    """Cecilia has been in training at the company since last month; its rep reports her first
+    full week there, and on the first working day of this month last month is closed."""
+    today = date.today()
+    last_month = Month.of(today).previous()
+    monday = next(d for d in last_month.days() if d.weekday() == 0 and d.day + 4 <= len(
+        last_month.days()) and all(is_working_day(d + timedelta(days=i)) for i in range(5)))
+    r = await s.casework.post("/participants", headers=CASE_WORKER, json={
+        **CECILIA, "personal_identity_number": NUMBERS[2],
+        "referral_source": "employment_service"})
+    assert r.status_code == 201, r.text
+    pid = r.json()["id"]
+    r = await s.casework.post(f"/participants/{pid}/transitions", json={"to": "assessment"},
+                              headers=CASE_WORKER)
+    assert r.status_code == 200, r.text
+
+    async def place() -> httpx.Response | None:
+        r = await s.casework.post(f"/participants/{pid}/placements", headers=CASE_WORKER, json={
+            "company_id": company_id, "kind": "work_training", "start": monday.isoformat(),
+            "hours_per_week": 20})
+        return r if r.status_code == 201 else None
+
+    placement = (await eventually(place, "a placement at the verified company")).json()
+    r = await s.casework.post("/rates", headers=CASE_WORKER, json={
+        "kind": "work_training", "unit": "day", "amount_sek": 410, "valid_from": "2020-01-01"})
+    assert r.status_code == 201, r.text
+
+    rep = auth("company_rep", sub="rep-e2e", company_id=company_id)
+    r = await s.casework.get(f"/companies/{company_id}/placements", headers=rep)
+    assert [(x["given_name"], x["family_initial"]) for x in r.json()["items"]] == [
+        ("Cecilia", "Q")]
+    week = [(0, 4, None), (1, 4, None), (2, 0, "sick"), (3, 4, None), (4, 2, "leave")]
+    for offset, hours, reason in week:
+        day = monday + timedelta(days=offset)
+        r = await s.casework.put(f"/placements/{placement['id']}/attendance/{day.isoformat()}",
+                                 headers=rep, json={"hours_present": hours,
+                                                    "absence_reason": reason})
+        assert r.status_code == 201, r.text
+
+    casework = s.apps["casework"].state.casework
+    issued = await casework.close_due_months(first_working_day(Month.of(today)))
+    assert [(x.company_id, x.month) for x in issued] == [(UUID(company_id), str(last_month))]
+    assert await casework.close_due_months(first_working_day(Month.of(today))) == []
+    r = await s.casework.get("/statements", headers=rep)
+    [statement] = r.json()["items"]
+    assert statement["month"] == str(last_month) and statement["kind"] == "original"
+    assert statement["totals"]["days_present"] == 4
+    assert statement["totals"]["amount_sek"] == 4 * 410
+    assert statement["totals"]["absence_days"] == {"sick": 1, "leave": 1, "unexcused": 0,
+                                                   "other": 0}
+    r = await s.casework.get(f"/statements/{statement['id']}.csv", headers=rep)
+    assert r.status_code == 200 and "Cecilia" in r.text and "Quarnströmer" not in r.text
+
+    async def published() -> list[dict[str, Any]]:
+        return s.tap.of_type("casework.statement.issued")
+
+    events = await eventually(published, "the statement to be published")
+    assert [e["payload"]["statement_id"] for e in events] == [statement["id"]]
+
+    # Her case worker writes her plan with her; the review falls due two weeks later.
+    review = today + timedelta(days=14)
+    r = await s.casework.put(f"/participants/{pid}/plan", headers={
+        **CASE_WORKER, "If-None-Match": "*"}, json={
+        "goals": [{"text": "Klara fyra timmar om dagen", "target_date": "2030-01-01"}],
+        "activities": [{"text": "Arbetsträning i växthuset"}], "participant_involved": True,
+        "next_review_date": review.isoformat()})
+    assert r.status_code == 201, r.text
+    assert await casework.sweep_plan_reviews(review - timedelta(days=1)) == 0
+    assert await casework.sweep_plan_reviews(review) == 1
+    assert await casework.sweep_plan_reviews(review) == 0
+    return str(statement["id"])
 
 
 async def check_each_event_applied_once(s: Stack) -> None:
@@ -351,7 +438,7 @@ def check_one_trace_to_the_email(s: Stack, example_id: str) -> None:
 
 
 def check_no_personal_data(s: Stack, participants: list[str]) -> None:
-    secrets = [v for i, p in enumerate(PEOPLE) for v in (
+    secrets = [v for i, p in enumerate([*PEOPLE, CECILIA]) for v in (
         p["given_name"], p["family_name"], p["phone"], p["email"], NUMBERS[i],
         NUMBERS[i].replace("-", "")[2:])]
     events = [m.body.decode() for m in s.tap.messages]

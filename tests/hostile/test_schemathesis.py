@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,12 +68,13 @@ async def test_casework_survives_generated_requests(
     postgres_url: str, broker_url: str, tmp_path: Path
 ) -> None:
     migrations = ROOT / "services" / "casework" / "migrations"
-    caller = token(["case_worker", "analyst", "auditor"], sub="fuzzer",
-                   municipality_code="0180")
+    caller = token(["case_worker", "analyst", "auditor", "company_rep"], sub="fuzzer",
+                   municipality_code="0180", company_id=str(uuid.uuid4()))
     async with fresh_database(postgres_url, "casework_fuzz", migrations) as dsn:
         env = {"DATABASE_URL": dsn, "BROKER_URL": broker_url,
                "CASEWORK_DATA_KEY": "ZnV6ei1rZXktZnV6ei1rZXktZnV6ei1rZXktZnV6eiE=",
-               "QUEUE_NAMESPACE": "fuzz-", "FOLLOW_UP_SWEEP_INTERVAL": "0"}
+               "QUEUE_NAMESPACE": "fuzz-", "FOLLOW_UP_SWEEP_INTERVAL": "0",
+               "PLAN_REVIEW_SWEEP_INTERVAL": "0", "STATEMENT_SWEEP_INTERVAL": "0"}
         await seed_demo("casework.cli", env, "--wait", "0")
         async with service_process("casework.cli", env, tmp_path / "casework.log") as proc:
             result = await asyncio.to_thread(

@@ -79,7 +79,8 @@ async def env(postgres_url: str, broker_url: str, log_lines: list[str],
         settings = CaseworkSettings(
             database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
             queue_namespace=namespace, relay_poll_interval=0.2, casework_data_key=DATA_KEY,
-            follow_up_sweep_interval=0,
+            follow_up_sweep_interval=0, plan_review_sweep_interval=0,
+            statement_sweep_interval=0,  # the tests sweep with the dates they need
         )
         app = create_app(settings)
         connection = await aio_pika.connect(broker_url)

@@ -29,6 +29,19 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/participants/{participant_id}/access-log", None, {"auditor"}),
     ("GET", "/stats/outcomes", None, {"analyst", "case_worker"}),
     ("GET", "/stream", None, {"case_worker"}),
+    ("GET", "/participants/{participant_id}/plan", None, {"case_worker"}),
+    ("PUT", "/participants/{participant_id}/plan", {}, {"case_worker"}),
+    ("POST", "/participants/{participant_id}/plan/reviews", {}, {"case_worker"}),
+    ("GET", "/plans", None, {"case_worker"}),
+    ("GET", "/companies/{company_id}/placements", None, {"company_rep"}),
+    ("PUT", "/placements/{placement_id}/attendance/{date}", {}, {"company_rep"}),
+    ("GET", "/placements/{placement_id}/attendance", None, {"company_rep", "case_worker"}),
+    ("POST", "/rates", {}, {"case_worker"}),
+    ("GET", "/rates", None, {"analyst", "case_worker"}),
+    ("GET", "/statements", None, {"company_rep", "case_worker"}),
+    ("GET", "/statements/{statement_id}", None, {"company_rep", "case_worker"}),
+    ("GET", "/statements/{statement_id}.csv", None, {"company_rep", "case_worker"}),
+    ("POST", "/statements/{statement_id}/corrections", {}, {"company_rep", "case_worker"}),
     ("GET", "/follow-ups", None, {"case_worker"}),
     ("GET", "/placements", None, {"case_worker"}),
 ]
@@ -47,13 +60,17 @@ def test_every_route_has_a_row(env: Any) -> None:
                          ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
 async def test_who_is_let_in(client: Any, method: str, path: str, body: dict[str, Any] | None,
                              allowed: set[str]) -> None:
-    url = path.replace("{participant_id}", SOME_ID).replace("{placement_id}", SOME_ID)
+    url = path
+    for name in ("participant_id", "placement_id", "company_id", "statement_id"):
+        url = url.replace(f"{{{name}}}", SOME_ID)
+    url = url.replace("{date}", "2026-01-05")
     r = await client.request(method, url, json=body)
     assert r.status_code == 401
     for role in ROLES:
         if role in allowed and path == "/stream":
             continue  # an open stream never ends; tested in test_stats_stream_demo
-        headers = auth(role, sub=f"matrix-{role}", municipality_code="0180")
+        headers = auth(role, sub=f"matrix-{role}", municipality_code="0180",
+                       company_id=SOME_ID)
         r = await client.request(method, url, json=body, headers=headers)
         if role in allowed:
             assert r.status_code not in (401, 403, 500), (role, r.status_code, r.text)

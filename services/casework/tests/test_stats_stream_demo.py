@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from asf_testing import auth
+from casework.workdays import Month
 
 STATS_MUNICIPALITY = "0999"  # used by no other test, so the figures are exact
 
@@ -130,10 +131,24 @@ async def test_seed_demo_is_idempotent_and_covers_every_stage(
             "SELECT stage FROM participants WHERE created_by = 'demo-case-worker'")}
         logged = await conn.fetchval(
             "SELECT count(*) FROM participants WHERE created_by = 'demo-case-worker'")
+        plans = await conn.fetchval(
+            "SELECT count(*) FROM plans pl JOIN participants p ON p.id = pl.participant_id "
+            "WHERE p.created_by = 'demo-case-worker'")
+        reported = await conn.fetchval(
+            "SELECT count(DISTINCT a.placement_id) FROM attendance a "
+            "WHERE a.reported_by = 'demo-company-rep'")
+        closed = await conn.fetchval(
+            "SELECT count(*) FROM statements WHERE month = $1",
+            str(Month.of(date.today()).previous()))
     assert stages == {"referred", "assessment", "in_training", "employed", "closed"}
     assert logged == 10
+    assert plans == reported >= 1 and closed >= 1  # each one in training
 
 
 async def test_sweep_command(env: Any) -> None:
     out = await _cli(env, "sweep-follow-ups", "--today", "2000-01-01")
     assert "follow-ups announced: 0" in out
+    out = await _cli(env, "sweep-plan-reviews", "--today", "2000-01-01")
+    assert "plan reviews announced: 0" in out
+    out = await _cli(env, "close-month", "--month", "1999-01")
+    assert "statements issued: 0" in out

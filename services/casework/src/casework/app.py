@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from importlib.metadata import version as _dist_version
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,11 +16,13 @@ from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
 from asf_kit.worker import Worker
-from casework import api, handlers
+from casework import api, attendance_api, handlers, plan_api
+from casework.attendance_service import AttendanceCases
 from casework.crypto import Vault
-from casework.service import Casework
+from casework.plan_service import PlanCases
 from casework.settings import CaseworkSettings
 from casework.stream import Broadcaster, CaseStream
+from casework.workdays import swedish_date
 
 SERVICE = "casework"
 VERSION = _dist_version("asf-casework")
@@ -27,32 +30,50 @@ VERSION = _dist_version("asf-casework")
 log = get_logger(__name__)
 
 
+class CaseworkService(PlanCases, AttendanceCases):
+    """Casework's one service: the case's use cases (`service.Casework`) with those of the
+    individual plan (`plan_service`) and of attendance and statements
+    (`attendance_service`)."""
+
+
+def build_service(settings: CaseworkSettings, pool: Callable[[], Any]) -> CaseworkService:
+    vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
+                                settings.casework_previous_data_keys)
+    return CaseworkService(pool, vault, settings.follow_up_offsets_days,
+                           stats_min_group=settings.stats_min_group)
+
+
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     settings = settings or CaseworkSettings()
     telemetry.setup(SERVICE, VERSION)
-    vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
-                                settings.casework_previous_data_keys)
     runtime = Runtime(settings)
-    casework = Casework(lambda: runtime.pool, vault, settings.follow_up_offsets_days,
-                        stats_min_group=settings.stats_min_group)
+    casework = build_service(settings, lambda: runtime.pool)
     consumer = EventConsumer(runtime, ServiceQueues(service=settings.queue_namespace + SERVICE))
     handlers.register(consumer, casework)
     broadcaster = Broadcaster(settings.database_url, lambda: runtime.pool,
                               retention=timedelta(hours=settings.stream_retention_hours),
                               heartbeat=settings.stream_heartbeat_seconds)
     runtime.extra_checks["stream"] = _listening(broadcaster)
-    sweep = FollowUpSweep(casework, settings.follow_up_sweep_interval)
+    sweeps = [sweep for sweep in (
+        Sweep("follow-up-sweep", settings.follow_up_sweep_interval,
+              lambda: casework.sweep_follow_ups(casework.now().date())),
+        Sweep("plan-review-sweep", settings.plan_review_sweep_interval,
+              lambda: casework.sweep_plan_reviews(swedish_date(casework.now()))),
+        Sweep("statement-sweep", settings.statement_sweep_interval,
+              lambda: casework.close_due_months(swedish_date(casework.now()))),
+    ) if sweep.interval > 0]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
             await broadcaster.start()
-            if settings.follow_up_sweep_interval > 0:
+            for sweep in sweeps:
                 await sweep.start()
             yield
         finally:
-            await sweep.stop()
+            for sweep in sweeps:
+                await sweep.stop()
             await broadcaster.stop()
             await runtime.stop()
 
@@ -74,20 +95,23 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
                                    per_user=settings.stream_max_per_user,
                                    per_process=settings.stream_max_per_process)
     app.include_router(api.router)
+    app.include_router(plan_api.router)
+    app.include_router(attendance_api.router)
     return app
 
 
-class FollowUpSweep(Worker):
-    """Announces due follow-ups every `interval` seconds (the first soon after start);
-    exactly once each, whichever replica runs it."""
+class Sweep(Worker):
+    """A sweep run every `interval` seconds (the first soon after start): follow-ups due,
+    plan reviews due, or the previous month's statements. Each does its work exactly once,
+    whichever replica runs it."""
 
-    def __init__(self, casework: Casework, interval: float) -> None:
-        super().__init__("follow-up-sweep", interval=interval,
-                         first_round_after=min(interval, 60.0))
-        self._casework = casework
+    def __init__(self, name: str, interval: float, sweep: Callable[[], Awaitable[object]]
+                 ) -> None:
+        super().__init__(name, interval=interval, first_round_after=min(interval, 60.0))
+        self._sweep = sweep
 
     async def round(self) -> bool:
-        await self._casework.sweep_follow_ups(self._casework.now().date())
+        await self._sweep()
         return False
 
 

@@ -1,4 +1,5 @@
-"""`casework serve | migrate | token | seed-demo | sweep-follow-ups | rotate-key | reseal`."""
+"""`casework serve | migrate | token | seed-demo | sweep-follow-ups | sweep-plan-reviews |
+close-month | rotate-key | reseal`."""
 
 from __future__ import annotations
 
@@ -44,6 +45,32 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan_reviews(args: argparse.Namespace) -> int:
+    from casework.maintenance import sweep_plan_reviews
+
+    count = asyncio.run(sweep_plan_reviews(CaseworkSettings(), args.today))
+    print(f"plan reviews announced: {count}")
+    return 0
+
+
+def _close_args(p: argparse.ArgumentParser) -> None:
+    from casework.workdays import Month
+
+    p.add_argument("--month", type=Month.parse, default=None,
+                   help="close this month (YYYY-MM) now, whatever the day")
+    p.add_argument("--today", type=date.fromisoformat, default=None,
+                   help="close the month before this day's, if it is on or after the first "
+                   "working day (YYYY-MM-DD); today by default")
+
+
+def _close(args: argparse.Namespace) -> int:
+    from casework.maintenance import close_month
+
+    count = asyncio.run(close_month(CaseworkSettings(), args.month, args.today))
+    print(f"statements issued: {count}")
+    return 0
+
+
 def _rotate(args: argparse.Namespace) -> int:
     from casework.maintenance import rotate
 
@@ -69,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                           _seed),
             "sweep-follow-ups": ("announce follow-ups that have fallen due", _sweep_args,
                                  _sweep),
+            "sweep-plan-reviews": ("announce plan reviews that have fallen due", _sweep_args,
+                                   _plan_reviews),
+            "close-month": ("issue the monthly attendance statements (once per company, "
+                            "municipality and month)", _close_args, _close),
             "rotate-key": ("rewrap data keys under CASEWORK_DATA_KEY (old keys in "
                            "CASEWORK_PREVIOUS_DATA_KEYS)", lambda p: None, _rotate),
             "reseal": ("bind old notes to their id and flag, and seal employers' names "

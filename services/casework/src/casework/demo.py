@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
@@ -21,11 +21,13 @@ from asf_kit.auth import Principal
 from asf_kit.db import create_pool
 from asf_kit.problems import Problem
 from casework import store
-from casework.crypto import Vault
 from casework.domain import Company
 from casework.inputs import ParticipantIn, PlacementIn, TransitionIn
 from casework.service import Casework, today
 from casework.settings import CaseworkSettings
+
+if TYPE_CHECKING:
+    from casework.app import CaseworkService
 
 DEMO_SUB = "demo-case-worker"
 
@@ -60,7 +62,7 @@ async def _wait_for_companies(pool: asyncpg.Pool, wait: float) -> list[Company]:
         await asyncio.sleep(1.0)
 
 
-async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
+async def seed_with(casework: CaseworkService, wait: float = 30.0) -> tuple[int, int]:
     """Create the demo cases once; returns (participants created, placements made)."""
     async with casework.pool.acquire() as conn:
         if await conn.fetchval("SELECT count(*) FROM participants WHERE created_by = $1",
@@ -68,6 +70,7 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
             return 0, 0
     companies = await _wait_for_companies(casework.pool, wait)
     created = placed = 0
+    training: list[tuple[UUID, Principal, UUID, UUID]] = []
     for i, (given, family, born, serial, municipality, stage, exit_reason) in enumerate(PEOPLE):
         who = Principal(sub=DEMO_SUB, name="Demo Handläggare", roles=frozenset({"case_worker"}),
                         municipality_code=municipality)
@@ -95,7 +98,7 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
             continue
         company = companies[i % len(companies)]
         try:
-            await casework.start_placement(p.id, PlacementIn(
+            placement = await casework.start_placement(p.id, PlacementIn(
                 company_id=company.id, kind="work_training",
                 start=today() - timedelta(days=200), hours_per_week=20,
             ), who)
@@ -103,6 +106,7 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
             continue
         placed += 1
         if stage == "in_training":
+            training.append((p.id, who, placement.id, company.id))
             continue
         employment: dict[str, Any] = {
             "form": ("wage_subsidy", "unsubsidised")[i % 2],
@@ -115,7 +119,48 @@ async def seed_with(casework: Casework, wait: float = 30.0) -> tuple[int, int]:
         await _move(casework, p.id, {"to": "employed", "employment": employment}, who)
         if stage == "closed":
             await _move(casework, p.id, {"to": "closed"}, who)
+    await _plans_and_attendance(casework, training)
     return created, placed
+
+
+async def _plans_and_attendance(casework: CaseworkService,
+                                training: list[tuple[UUID, Principal, UUID, UUID]]) -> None:
+    """For those in training: a plan, rates, attendance since the start of last month as the
+    company's rep would report it, and last month's statement."""
+    from casework.attendance import AttendanceIn, RateIn
+    from casework.plan import PlanIn
+    from casework.workdays import Month, is_working_day, swedish_date
+
+    now = swedish_date(casework.now())
+    for municipality in sorted({who.municipality_code or "" for _, who, _, _ in training}):
+        who = Principal(sub=DEMO_SUB, name="Demo Handläggare",
+                        roles=frozenset({"case_worker"}), municipality_code=municipality)
+        await casework.set_rate(RateIn(kind="work_training", unit="day", amount_sek=350,
+                                       valid_from=now.replace(year=now.year - 2, day=1)), who)
+    month = Month.of(now).previous()
+    for n, (pid, who, placement_id, company_id) in enumerate(training):
+        await casework.write_plan(pid, PlanIn.model_validate({
+            "goals": [{"text": "Klara fyra timmar om dagen, fem dagar i veckan",
+                       "target_date": (now + timedelta(days=90)).isoformat()},
+                      {"text": "Prova på kassan och kundmötet",
+                       "target_date": (now + timedelta(days=45)).isoformat()}],
+            "activities": [{"text": "Arbetsträning måndag till fredag, 08–12",
+                            "start": month.first.isoformat()},
+                           {"text": "Uppföljningssamtal varannan vecka"}],
+            "next_review_date": (now + timedelta(days=7 * (n + 1))).isoformat(),
+            "participant_involved": True}), 0, who)
+        rep = Principal(sub="demo-company-rep", name="Demo Handledare",
+                        roles=frozenset({"company_rep"}), company_id=company_id)
+        day, i = month.first, 0
+        while day < now:
+            if is_working_day(day):
+                i += 1
+                absent = (i + n) % 9 == 0
+                await casework.report_attendance(placement_id, day, AttendanceIn(
+                    hours_present=0 if absent else 4,
+                    absence_reason=("sick", "leave")[i % 2] if absent else None), rep)
+            day += timedelta(days=1)
+    await casework.close_month(month)
 
 
 async def _move(casework: Casework, pid: UUID, body: dict[str, Any], who: Principal) -> None:
@@ -124,10 +169,9 @@ async def _move(casework: Casework, pid: UUID, body: dict[str, Any], who: Princi
 
 async def seed(settings: CaseworkSettings, wait: float = 30.0) -> tuple[int, int]:
     pool = await create_pool(settings.database_url, 1, 2)
-    vault = Vault.from_settings(settings.casework_data_key, settings.casework_data_key_id,
-                                settings.casework_previous_data_keys)
+    from casework.app import build_service
+
     try:
-        return await seed_with(Casework(lambda: pool, vault, settings.follow_up_offsets_days),
-                               wait)
+        return await seed_with(build_service(settings, lambda: pool), wait)
     finally:
         await pool.close()

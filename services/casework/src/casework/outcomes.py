@@ -29,6 +29,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 
 from asf_kit.rules import RuleError
+from casework.attendance import AttendanceShare
 from casework.domain import left_for_work_or_studies
 from casework.inputs import STAGES
 
@@ -58,6 +59,12 @@ class Outcomes(BaseModel):
     share_left_for_work_or_studies: float | None
     median_days_referral_to_employment: float | None
     follow_ups: list[FollowUpOutcome]
+    attendance: list[AttendanceShare] = Field(
+        default_factory=list,
+        description="The share of planned hours attended, per kind of placement: planned hours "
+        "are the weekly hours spread over the working days the placement ran in the period "
+        "(up to today); attended, the hours the host company reported present. Withheld "
+        "(null) by the same rule as every count")
     suppressed: bool = Field(description="Some count was withheld to single nobody out")
     min_group: int = Field(description="The smallest group shown (STATS_MIN_GROUP)")
 

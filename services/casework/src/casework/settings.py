@@ -34,7 +34,14 @@ class CaseworkSettings(ServiceSettings):
     follow_up_sweep_interval: float = Field(
         default=3600.0, description="Seconds between follow-up sweeps in the app; 0 turns it off"
     )
-
+    plan_review_sweep_interval: float = Field(
+        default=3600.0, description="Seconds between sweeps announcing plan reviews due; 0: off"
+    )
+    statement_sweep_interval: float = Field(
+        default=3600.0,
+        description="Seconds between sweeps closing the previous month (from the first working "
+        "day of a month); 0: off",
+    )
     stats_min_group: int = Field(
         default=5, ge=1,
         description="The smallest group `/stats/outcomes` shows; counts from 1 to one less "

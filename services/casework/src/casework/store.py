@@ -368,6 +368,12 @@ async def shred_personal_data(conn: Conn, participant_id: UUID) -> None:
     await conn.execute("UPDATE employments SET employer_sealed = NULL, employer_name = NULL "
                        "WHERE participant_id = $1", participant_id)
     await conn.execute(
+        "UPDATE plan_versions SET sealed = NULL WHERE plan_id IN "
+        "(SELECT id FROM plans WHERE participant_id = $1)", participant_id)
+    await conn.execute(
+        "UPDATE plan_reviews SET sealed = NULL WHERE plan_id IN "
+        "(SELECT id FROM plans WHERE participant_id = $1)", participant_id)
+    await conn.execute(
         "UPDATE participants SET personal = NULL, identity_hash = NULL, key_id = NULL "
         "WHERE id = $1", participant_id)
 
