@@ -145,8 +145,14 @@ def drain_seconds(unit: str) -> float:
 
         return http + _default(Sweeper.stop, "grace_seconds", "grace")
     from asf_kit.outbox import OutboxRelay
+    from asf_kit.worker import Worker
 
-    return http + _default(OutboxRelay.stop, "grace", "grace_seconds")
+    relay = _default(OutboxRelay.stop, "grace", "grace_seconds")
+    if unit == "casework":  # its sweeps and the stream's listener stop one after the other
+        app = (ROOT / "services" / "casework" / "src" / "casework" / "app.py").read_text()
+        workers = app.count('Sweep("') + 1
+        return http + workers * _default(Worker.stop, "grace") + relay
+    return http + relay
 
 
 def pre_stop_seconds(container: dict[str, Any]) -> float:
