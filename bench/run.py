@@ -4,7 +4,7 @@ prints a table. See bench/README.md for what each figure is.
 
     --quick              small counts and short runs, the 10 k size only (a smoke test)
     --sizes 10000,...    row counts for the read benchmarks (default 10 k, 100 k, 1 M)
-    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e
+    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e, public
     --levers             also run the hop with each kit lever switched off (before/after)
     --loop asyncio       run the bench process on the default asyncio loop, not uvloop
     --events N --rounds R  events per hop run (queued; half of it paced) and rounds
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import AMQP, PG, Result, scratch_database  # noqa: E402
 
-SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e")
+SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e", "public")
 BENCH_VHOST = "asf_bench"
 LOG_DIR = ROOT / "var" / "bench"
 
@@ -203,6 +203,17 @@ async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
     return {"results": [row(r) for r in reg + cw], "memory": {**reg_mem, **cw_mem}}
 
 
+async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
+                     ) -> dict[str, Any]:
+    from bench.public import public_register
+
+    results, memory = await public_register(
+        [s for s in sizes if s <= 100_000], [1_000], rate=rate, seconds=seconds,
+        log_dir=LOG_DIR, broker_url=broker, say=say)
+    return {"results": [row(r, cpu_ms_per_request=round(r.cpu_ms, 3))  # type: ignore[attr-defined]
+                        for r in results], "memory": memory}
+
+
 async def run_e2e(broker: str, seconds: float, rate: float) -> dict[str, Any]:
     from bench.e2e import end_to_end
 
@@ -238,10 +249,12 @@ def table(out: dict[str, Any]) -> str:
             add(f"{key}, {label}", m["per_second"], m["p50_ms"], m["p99_ms"],
                 f"x{m['throughput_ratio']} events/s, x{m['p50_ratio']} p50, "
                 f"x{m['p99_ratio']} p99 of raw")
-    for key in ("writes", "reads", "e2e"):
+    for key in ("writes", "reads", "e2e", "public"):
         for r in s.get(key, {}).get("results", []):
-            add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"],
-                f"{r.get('failures', 0)} failed" if r.get("failures") else "")
+            note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
+            if r.get("cpu_ms_per_request") is not None:
+                note = f"CPU {r['cpu_ms_per_request']} ms each {note}".strip()
+            add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"], note)
     for key, err in out.get("errors", {}).items():
         lines.append(f"! {key} failed: {err.splitlines()[-1] if err else ''}")
     if out.get("memory"):
@@ -279,6 +292,7 @@ async def main(args: argparse.Namespace) -> int:
         ("writes", lambda: run_writes(broker, 5 if quick else 15, 100)),
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
+        ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
     ]
     for name, job in jobs:
         if name not in only and not (name == "hop" and "levers" in only):

@@ -35,8 +35,12 @@ OFFICER = auth("registry_officer", sub="officer")
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/companies"): allow(201, "company_rep", "company_rep_other", "registry_officer"),
     ("GET", "/companies"): everyone(200),
-    ("GET", "/companies/{company_id}"): everyone(200),
-    ("PATCH", "/companies/{company_id}"): allow(200, "company_rep", "registry_officer"),
+    # A pending company: its own representative and the officers see it; to everybody else
+    # it does not exist (an active one is everybody's: tests of who sees what, and public).
+    ("GET", "/companies/{company_id}"): {
+        **allow(200, "company_rep", "registry_officer", others=404), "anonymous": 401},
+    ("PATCH", "/companies/{company_id}"): {
+        **allow(200, "company_rep", "registry_officer"), "company_rep_other": 404},
     ("POST", "/companies/{company_id}/verification"): allow(200, "registry_officer"),
     ("POST", "/companies/{company_id}/deregistration"): allow(200, "registry_officer"),
     ("POST", "/companies/import"): allow(201, "registry_officer"),
@@ -44,6 +48,16 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/contracts"): everyone(200),
     ("POST", "/learning-examples"): everyone(201),
     ("GET", "/learning-examples"): allow(200, "analyst", "registry_officer"),
+    ("GET", "/learning-examples/{example_id}"): allow(200, "analyst", "registry_officer"),
+    ("POST", "/learning-examples/{example_id}/publication"): allow(200, "analyst"),
+    ("GET", "/public/companies"): public(),
+    ("GET", "/public/companies/{company_id}"): public(),
+    ("GET", "/public/companies.csv"): public(),
+    ("GET", "/public/companies.json"): public(),
+    ("GET", "/public/learning-examples"): public(),
+    ("GET", "/public/learning-examples/{example_id}"): public(),
+    ("GET", "/public/stats"): public(),
+    ("GET", "/public/municipalities"): public(),
     ("GET", "/municipalities"): everyone(200),
     ("GET", "/stats"): everyone(200),
     ("GET", "/healthz"): public(),
@@ -74,7 +88,8 @@ def company_body() -> dict[str, Any]:
 async def app(postgres_url: str, broker_url: str) -> AsyncIterator[FastAPI]:
     async with fresh_database(postgres_url, "registry_access", MIGRATIONS) as dsn:
         application = create_app(RegistrySettings(
-            database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET))
+            database_url=dsn, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
+            verification_sweep_interval=0))
         async with serving(application):
             yield application
 
@@ -112,8 +127,26 @@ def callers(company_id: str | None) -> dict[str, dict[str, str]]:
     }
 
 
+EXAMPLE = {"municipality_code": "0180", "title": "Exempel", "summary": "Text",
+           "collaboration_types": ["other"], "contact": {"name": "N", "email": "n@example.se"}}
+
+
+async def new_example(client: httpx.AsyncClient, published: bool) -> str:
+    r = await client.post("/learning-examples", json=EXAMPLE, headers=OFFICER)
+    example_id: str = r.json()["id"]
+    if published:
+        r = await client.post(f"/learning-examples/{example_id}/publication",
+                              json={"decision": "published"}, headers=auth("analyst"))
+        assert r.status_code == 200, r.text
+    return example_id
+
+
 async def prepare(client: httpx.AsyncClient, method: str, path: str) -> tuple[str | None, Prepared]:
     """A fresh resource for one cell, and the request that exercises the route on it."""
+    if "{example_id}" in path:
+        example_id = await new_example(client, published=path.startswith("/public"))
+        body = {"json": {"decision": "published"}} if method == "POST" else {}
+        return None, (path.replace("{example_id}", example_id), body)
     csv_header = ("org_number,name,legal_form,municipality_code,industries,description,website,"
                   "contact_name,contact_role,contact_email,contact_phone,workforce_as_of,"
                   "employees_total,engaged_total,target_group_engaged,training_places,origin,"
@@ -129,11 +162,10 @@ async def prepare(client: httpx.AsyncClient, method: str, path: str) -> tuple[st
             body = {"content": (csv_header + row).encode(),
                     "headers": {"content-type": "text/csv"}}
         elif path == "/learning-examples" and method == "POST":
-            body = {"json": {"municipality_code": "0180", "title": "Exempel", "summary": "Text",
-                             "collaboration_types": ["other"],
-                             "contact": {"name": "N", "email": "n@example.se"}}}
+            body = {"json": EXAMPLE}
         return None, (path, body)
-    company_id = await new_company(client, active=path.endswith(("deregistration", "contracts")))
+    company_id = await new_company(
+        client, active=path.endswith(("deregistration", "contracts")) or path.startswith("/public"))
     concrete = path.replace("{company_id}", company_id)
     bodies: dict[str, dict[str, Any]] = {
         "PATCH": {"json": {"version": 1, "training_places": 3}},

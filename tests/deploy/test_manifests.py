@@ -148,11 +148,11 @@ def drain_seconds(unit: str) -> float:
     from asf_kit.worker import Worker
 
     relay = _default(OutboxRelay.stop, "grace", "grace_seconds")
-    if unit == "casework":  # its sweeps and the stream's listener stop one after the other
-        app = (ROOT / "services" / "casework" / "src" / "casework" / "app.py").read_text()
-        workers = app.count('Sweep("') + 1
-        return http + workers * _default(Worker.stop, "grace") + relay
-    return http + relay
+    # Its sweeps (and casework's stream listener) stop one after the other, each finishing
+    # the round in progress, before the relay flushes.
+    app = (ROOT / "services" / unit / "src" / unit / "app.py").read_text()
+    workers = len(re.findall(r"\b\w*Sweep\((?!Worker\))", app)) + app.count("Broadcaster(")
+    return http + workers * _default(Worker.stop, "grace") + relay
 
 
 def pre_stop_seconds(container: dict[str, Any]) -> float:

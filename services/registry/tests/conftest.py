@@ -33,7 +33,8 @@ async def registry_db(postgres_url: str) -> AsyncIterator[str]:
 def registry_settings(registry_db: str, broker_url: str) -> RegistrySettings:
     return RegistrySettings(
         database_url=registry_db, broker_url=broker_url, jwt_secret=JWT_TEST_SECRET,
-        relay_poll_interval=0.2, log_format="json",
+        relay_poll_interval=0.2, log_format="json", verification_sweep_interval=0,
+        public_rate_limit=100_000,
     )
 
 

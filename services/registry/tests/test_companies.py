@@ -37,9 +37,10 @@ async def test_register_returns_the_whole_company(
     assert c["verification"]["level"] == "self_declared"
     assert r.headers["etag"] == '"1"'
     assert r.headers["location"] == f"/companies/{c['id']}"
-    got = await client.get(f"/companies/{c['id']}", headers=headers["case_worker"])
+    got = await client.get(f"/companies/{c['id']}", headers=headers["rep"])  # who registered it
     assert got.status_code == 200
     assert got.json() == c
+    assert got.headers["etag"] == '"1"'
 
 
 async def test_org_number_without_dash_is_stored_with_it(
@@ -154,7 +155,7 @@ async def test_list_filters_search_and_pages(
         params = {"industry": tag, "county_code": "14", "limit": 2}
         if cursor:
             params["cursor"] = cursor
-        r = await client.get("/companies", params=params, headers=headers["case_worker"])
+        r = await client.get("/companies", params=params, headers=headers["officer"])
         assert r.status_code == 200
         page = r.json()
         seen += [c["name"] for c in page["items"]]
@@ -165,6 +166,8 @@ async def test_list_filters_search_and_pages(
     assert len(seen) == 6
     assert set(seen) >= {c["name"] for c in made}
 
+    r = await client.get("/companies", params={"industry": tag}, headers=headers["case_worker"])
+    assert [c["name"] for c in r.json()["items"]] == [f"Kooperativ {tag} aktiv"]  # active only
     r = await client.get("/companies", params={"industry": tag, "status": "active"},
                          headers=headers["analyst"])
     assert [c["name"] for c in r.json()["items"]] == [f"Kooperativ {tag} aktiv"]
@@ -257,7 +260,7 @@ async def test_update_recomputes_derived_fields_and_validates(
     assert fields(org) == ["org_number"]
 
 
-async def test_another_reps_company_is_forbidden(
+async def test_another_reps_company_is_forbidden_or_unseen(
     client: httpx.AsyncClient, headers: Headers, new_company: Callable[..., Any]
 ) -> None:
     from asf_testing import auth
@@ -266,14 +269,22 @@ async def test_another_reps_company_is_forbidden(
     other = auth("company_rep", sub="rep-2", company_id="00000000-0000-4000-8000-000000000001")
     r = await client.patch(f"/companies/{c['id']}", json={"version": 1, "training_places": 1},
                            headers=other)
-    assert r.status_code == 403
+    assert r.status_code == 404  # a pending company is not theirs to see at all
     mine = auth("company_rep", sub="rep-3", company_id=c["id"])
     r = await client.patch(f"/companies/{c['id']}", json={"version": 1, "training_places": 1},
                            headers=mine)
     assert r.status_code == 200
-    r = await client.patch(f"/companies/{c['id']}", json={"version": 2, "training_places": 2},
+    active = await new_company(status="active")
+    r = await client.patch(f"/companies/{active['id']}",
+                           json={"version": active["version"], "training_places": 1},
+                           headers=other)
+    assert r.status_code == 403  # seen in the public register, not theirs to change
+    r = await client.patch(f"/companies/{active['id']}",
+                           json={"version": active["version"], "training_places": 2},
                            headers=headers["case_worker"])
     assert r.status_code == 403
+    after = await client.get(f"/companies/{active['id']}", headers=headers["officer"])
+    assert after.json()["training_places"] == active["training_places"]
 
 
 # --- verification and deregistration --------------------------------------------------------
@@ -365,3 +376,12 @@ async def test_only_officers_decide(
         r = await client.post(f"/companies/{c['id']}/deregistration",
                               json={"reason": "other"}, headers=headers[role])
         assert r.status_code == 403
+
+
+@pytest.mark.parametrize("param", ["q", "industry"])
+async def test_control_characters_in_list_parameters_are_422(
+    client: httpx.AsyncClient, headers: Headers, param: str
+) -> None:
+    r = await client.get("/companies", params={param: "\x00"}, headers=headers["officer"])
+    assert r.status_code == 422
+    assert fields(r) == [param]

@@ -123,6 +123,66 @@ async def test_learning_example_bad_input(client: httpx.AsyncClient, headers: He
     assert {e["field"] for e in r.json()["errors"]} == {"collaboration_types[0]", "contact.email"}
 
 
+@pytest.mark.parametrize("decision", ["published", "declined"])
+async def test_an_analyst_decides_publication_once_and_the_submitter_is_told(
+    client: httpx.AsyncClient, headers: Headers, broker_url: str, decision: str
+) -> None:
+    r = await client.post("/learning-examples", json=EXAMPLE, headers=headers["rep"])
+    example = r.json()
+    assert example["status"] == "submitted"
+    assert example["version"] == 1
+    async with event_tap(broker_url, f"registry.learning_example.{decision}.v1") as tap:
+        r = await client.post(f"/learning-examples/{example['id']}/publication",
+                              json={"decision": decision, "note": "Tack!\nVi hör av oss."},
+                              headers=headers["analyst"])
+        assert r.status_code == 200, r.text
+        bodies = await tap.wait_for(lambda b: any(e["aggregate_id"] == example["id"] for e in b))
+    decided = r.json()
+    assert decided["status"] == decision
+    assert decided["version"] == 2
+    assert decided["publication"]["by"] == "analyst-1"
+    [event] = [e for e in bodies if e["aggregate_id"] == example["id"]]
+    assert event["event_type"] == f"registry.learning_example.{decision}"
+    assert event["aggregate_version"] == 2
+    assert event["payload"]["decision"] == decision
+    assert event["payload"]["note"] == "Tack!\nVi hör av oss."
+    assert event["payload"]["contact"] == EXAMPLE["contact"]  # the submitter gets an email
+    again = await client.post(f"/learning-examples/{example['id']}/publication",
+                              json={"decision": "published"}, headers=headers["analyst"])
+    assert again.status_code == 409
+    assert again.json()["current_status"] == decision
+    listed = await client.get("/learning-examples", params={"status": decision, "limit": 500},
+                              headers=headers["analyst"])
+    assert example["id"] in {x["id"] for x in listed.json()["items"]}
+    one = await client.get(f"/learning-examples/{example['id']}", headers=headers["officer"])
+    assert one.json() == decided
+    assert (await client.get("/learning-examples/00000000-0000-4000-8000-000000000001",
+                             headers=headers["analyst"])).status_code == 404
+
+
+async def test_publication_refuses_bad_input_and_unknown_examples(
+    client: httpx.AsyncClient, headers: Headers
+) -> None:
+    example = (await client.post("/learning-examples", json=EXAMPLE,
+                                 headers=headers["rep"])).json()
+    url = f"/learning-examples/{example['id']}/publication"
+    for body, field in (({"decision": "maybe"}, "decision"),
+                        ({"decision": "published", "note": "bell\x07"}, "note"),
+                        ({}, "decision")):
+        r = await client.post(url, json=body, headers=headers["analyst"])
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [field]
+    r = await client.post("/learning-examples/00000000-0000-4000-8000-000000000001/publication",
+                          json={"decision": "published"}, headers=headers["analyst"])
+    assert r.status_code == 404
+    for role in ("officer", "rep", "case_worker"):
+        r = await client.post(url, json={"decision": "published"}, headers=headers[role])
+        assert r.status_code == 403
+    still = await client.get("/learning-examples", params={"status": "submitted", "limit": 500},
+                             headers=headers["analyst"])
+    assert example["id"] in {x["id"] for x in still.json()["items"]}
+
+
 async def test_municipalities(client: httpx.AsyncClient, headers: Headers) -> None:
     r = await client.get("/municipalities", headers=headers["case_worker"])
     items = r.json()["items"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -129,3 +129,163 @@ def test_workforce_must_add_up() -> None:
     with pytest.raises(ValidationError, match="target_group_engaged cannot exceed"):
         registration(workforce={"as_of": "2026-01-01", "employees_total": 1,
                                 "engaged_total": 5, "target_group_engaged": 6})
+
+
+# --- changes after verification -------------------------------------------------------------
+
+
+def active_company(**overrides: object) -> Company:
+    """A verified company as the store loads it (no events of its own)."""
+    verified = Company.register(registration(**overrides), "rep", NOW).verify(
+        "officer", NOW, "ok", "verified", None)
+    return Company.model_validate(verified.model_dump(mode="json"))
+
+
+def test_a_verification_holds_two_years_by_default() -> None:
+    company = active_company()
+    assert company.verification.valid_until == date(2028, 11, 28)
+    leap = Company.register(registration(), "rep", NOW).verify(
+        "officer", datetime(2028, 2, 29, 12, tzinfo=UTC), None, "verified", None)
+    assert leap.verification.valid_until == date(2030, 2, 28)
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"training_places": 9}, "training_places"),
+    ({"legal_form": "stiftelse"}, "legal_form"),
+    ({"workforce": {"as_of": "2026-06-01", "employees_total": 5, "engaged_total": 10,
+                    "target_group_engaged": 4}}, "workforce"),
+    ({"criteria": {"runs_business": True, "integration_purpose": True,
+                   "participation": {"form": "ownership"}, "reinvests_profits": True,
+                   "independent_of_public_sector": True}}, "criteria"),
+])
+def test_changing_what_was_verified_sends_an_active_company_to_review(
+    patch: dict[str, object], field: str
+) -> None:
+    company = active_company()
+    changed = company.update(CompanyPatch.model_validate(patch), NOW)
+    assert changed.status == "active"
+    assert changed.verification.level == "self_declared"
+    assert changed.verification.valid_until is None
+    assert changed.needs_review is True
+    assert changed.version == company.version + 1
+    [event] = changed.events
+    assert event.type == "registry.company.updated"
+    assert event.payload.model_dump()["changed_fields"] == [field]
+    assert event.payload.model_dump()["needs_review"] is True
+    assert event.aggregate_version == changed.version
+
+
+def test_a_change_that_breaks_a_criterion_sends_it_back_to_pending() -> None:
+    company = active_company()
+    changed = company.update(CompanyPatch.model_validate({
+        "name": "Nytt namn", "criteria": {
+            "runs_business": True, "integration_purpose": True, "participation": None,
+            "reinvests_profits": True, "independent_of_public_sector": True}}), NOW)
+    assert changed.status == "pending"
+    assert changed.qualifies_as_asf is False
+    assert changed.needs_review is True
+    assert changed.verification.level == "self_declared"
+    assert changed.events[0].payload.model_dump()["changed_fields"] == ["name", "criteria"]
+
+
+def test_other_changes_keep_the_verification() -> None:
+    company = active_company()
+    changed = company.update(CompanyPatch(name="Nytt namn", description="Ny text"), NOW)
+    assert changed.verification == company.verification
+    assert changed.needs_review is False
+    assert changed.events[0].payload.model_dump()["changed_fields"] == ["name", "description"]
+
+
+def test_a_patch_that_changes_nothing_changes_nothing() -> None:
+    company = active_company()
+    same = company.update(CompanyPatch(training_places=company.training_places,
+                                       name=company.name), NOW)
+    assert same == company
+    assert same.events == []
+    assert same.version == company.version
+
+
+def test_a_pending_company_changes_without_review() -> None:
+    company = Company.register(registration(), "rep", NOW)
+    changed = company.update(CompanyPatch(training_places=1), NOW)
+    assert changed.needs_review is False
+    assert changed.status == "pending"
+
+
+def test_verifying_again_clears_the_review_and_renews() -> None:
+    reviewed = active_company().update(CompanyPatch(training_places=9), NOW)
+    later = NOW + timedelta(days=10)
+    again = reviewed.verify("officer-2", later, None, "certified", None)
+    assert again.status == "active"
+    assert again.needs_review is False
+    assert again.verification.level == "certified"
+    assert again.verification.valid_until == date(2028, 12, 8)
+    assert [e.type for e in again.events] == ["registry.company.verified"]
+
+
+def test_an_active_company_cannot_be_rejected() -> None:
+    with pytest.raises(RuleError) as refused:
+        active_company().reject("officer", NOW, "nej")
+    assert refused.value.extra["allowed"] == ["deregistered"]
+
+
+# --- verification expiry ---------------------------------------------------------------------
+
+
+def test_the_warning_comes_30_days_before_and_the_expiry_the_day_after() -> None:
+    company = active_company()
+    until = company.verification.valid_until
+    assert until is not None
+    assert not company.expiry_warning_due(until - timedelta(days=31))
+    assert company.expiry_warning_due(until - timedelta(days=30))
+    assert company.expiry_warning_due(until)
+    assert not company.expired_by(until)
+    assert company.expired_by(until + timedelta(days=1))
+
+    warned = company.warn_of_expiry(until - timedelta(days=30))
+    assert warned.version == company.version  # the company itself is unchanged
+    [warning] = warned.events
+    assert warning.type == "registry.company.verification_expiring"
+    assert warning.payload.model_dump()["days_left"] == 30
+    assert company.events == []  # the loaded company is not touched
+
+    gone = company.expire(until + timedelta(days=1), NOW)
+    assert gone.status == "active"
+    assert gone.verification.level == "self_declared"
+    assert gone.verification.valid_until is None
+    assert gone.needs_review is True
+    assert gone.version == company.version + 1
+    [expired] = gone.events
+    assert expired.type == "registry.company.verification_expired"
+    assert expired.payload.model_dump()["expired_on"] == until + timedelta(days=1)
+    assert not gone.expiry_warning_due(until) and not gone.expired_by(until + timedelta(days=9))
+
+
+def test_no_expiry_for_self_declared_or_closed_companies() -> None:
+    pending = Company.register(registration(), "rep", NOW)
+    assert not pending.expired_by(date(2100, 1, 1))
+    gone = active_company().deregister("wound_up", None, "officer", NOW)
+    assert not gone.expired_by(date(2100, 1, 1))
+    with pytest.raises(RuleError):
+        gone.expire(date(2100, 1, 1), NOW)
+
+
+# --- control characters -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["Kaffe\x00", "Kaffe\x1b[31m", "a\rb", "a\x7fb", "a\x85b",
+                                 "a\x0bb"])
+def test_control_characters_are_refused_with_the_field_named(bad: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        registration(name=bad)
+    [error] = refused.value.errors()
+    assert error["loc"] == ("name",)
+    assert "control character" in error["msg"]
+    with pytest.raises(ValidationError) as nested:
+        registration(contacts=[{"name": "Anna", "role": bad}])
+    assert nested.value.errors()[0]["loc"] == ("contacts", 0, "role")
+
+
+def test_newline_and_tab_are_text_and_crlf_is_a_newline() -> None:
+    reg = registration(description="Rad ett\r\nRad två\tmed tabb")
+    assert reg.description == "Rad ett\nRad två\tmed tabb"

@@ -8,8 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 
-from registry.service import IMPORT_COLUMNS
+from registry.imports import IMPORT_COLUMNS
+from registry.service import Registry
 
 Headers = dict[str, dict[str, str]]
 
@@ -106,3 +109,80 @@ async def test_only_officers_import(
 ) -> None:
     r = await post_csv(client, headers["rep"], to_csv([row(body_factory())]))
     assert r.status_code == 403
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def limits(registry_app: FastAPI) -> Registry:
+    registry: Registry = registry_app.state.registry
+    return registry
+
+
+async def test_more_rows_than_allowed_are_refused_before_any_is_checked(
+    client: httpx.AsyncClient, headers: Headers, body_factory: Callable[..., dict[str, Any]],
+    limits: Registry, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(limits, "import_max_rows", 3)
+    rows = [row(body_factory()) for _ in range(4)]
+    r = await post_csv(client, headers["officer"], to_csv(rows))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "body", "message": "more than 3 rows; split the file"}]
+    r = await post_csv(client, headers["officer"], to_csv(rows[:3]))
+    assert r.status_code == 201
+
+
+async def test_a_file_over_the_size_limit_is_413(
+    client: httpx.AsyncClient, headers: Headers, body_factory: Callable[..., dict[str, Any]],
+    limits: Registry, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = to_csv([row(body_factory()) for _ in range(3)])
+    monkeypatch.setattr(limits, "import_max_bytes", len(data) - 1)
+    r = await post_csv(client, headers["officer"], data)
+    assert r.status_code == 413
+    assert str(len(data) - 1) in r.json()["detail"]
+
+
+async def test_at_most_100_errors_are_listed_with_the_total(
+    client: httpx.AsyncClient, headers: Headers, body_factory: Callable[..., dict[str, Any]],
+) -> None:
+    rows = [row(body_factory(), municipality_code="9999", origin="unknown")
+            for _ in range(150)]
+    r = await post_csv(client, headers["officer"], to_csv(rows))
+    assert r.status_code == 422
+    problem = r.json()
+    assert problem["error_count"] == 300
+    assert problem["bad_row_count"] == 150
+    assert len(problem["errors"]) == len(problem["rows"]) == 100
+    assert problem["rows"][0] == {"row": 2, "field": "municipality_code",
+                                  "message": problem["rows"][0]["message"]}
+    assert problem["rows"][-1]["row"] == 51  # the first hundred, in file order
+    assert problem["detail"].startswith("150 row(s) are bad (300 error(s), the first 100")
+
+
+async def test_control_characters_in_a_cell_name_the_row_and_field(
+    client: httpx.AsyncClient, headers: Headers, body_factory: Callable[..., dict[str, Any]],
+) -> None:
+    rows = [row(body_factory()), row(body_factory(), description="Kaffe\x1b[2J")]
+    r = await post_csv(client, headers["officer"], to_csv(rows))
+    assert r.status_code == 422
+    [error] = r.json()["rows"]
+    assert (error["row"], error["field"]) == (3, "description")
+    assert "U+001B" in error["message"]
+
+
+@pytest.mark.parametrize(("data", "field", "fragment"), [
+    (",".join(IMPORT_COLUMNS + [f"x{i}" for i in range(100)]).encode() + b"\n", "header",
+     "at most 100"),
+    (",".join(IMPORT_COLUMNS).encode() + b'\n"' + b"a" * 200_000 + b"\n", "body",
+     "field larger than field limit"),
+])
+async def test_files_that_are_not_lists_are_refused(
+    client: httpx.AsyncClient, headers: Headers, data: bytes, field: str, fragment: str
+) -> None:
+    r = await post_csv(client, headers["officer"], data)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["errors"]
+    assert error["field"] == field
+    assert fragment in error["message"]

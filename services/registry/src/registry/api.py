@@ -1,4 +1,5 @@
-"""The registry's HTTP API: parse, call the service, respond."""
+"""The registry's HTTP API for people signed in: parse, call one `Registry` method, respond.
+Who reads what is the service's (`registry.views`); the public register is `public_api`."""
 
 from __future__ import annotations
 
@@ -7,28 +8,11 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
-from asf_kit.api import (
-    Cursor,
-    IfMatch,
-    Limit,
-    Pool,
-    if_match_version,
-    problems,
-    set_etag,
-    time_cursor,
-)
+from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
-from asf_kit.pagination import (
-    DEFAULT_LIMIT,
-    Page,
-    decode_cursor,
-    encode_cursor,
-    page_response,
-)
-from asf_kit.problems import invalid, not_found
-from registry import service, store
+from asf_kit.pagination import DEFAULT_LIMIT, Page, page_response
 from registry.domain import (
     Company,
     CompanyPatch,
@@ -36,20 +20,47 @@ from registry.domain import (
     Contract,
     ContractIn,
     DeregistrationRequest,
-    LearningExample,
-    LearningExampleIn,
     VerificationDecision,
 )
-from registry.municipalities import all_municipalities, counties
+from registry.imports import IMPORT_COLUMNS
+from registry.learning import (
+    LearningExample,
+    LearningExampleIn,
+    LearningExampleStatus,
+    PublicationDecision,
+)
+from registry.municipalities import all_municipalities
+from registry.service import Registry
+from registry.store import CompanyFilter
+from registry.values import refuse_control_characters
+from registry.views import PublicCompany, Stats
 
 router = APIRouter()
 
 
+def _registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+Service = Annotated[Registry, Depends(_registry)]
 Officer = Annotated[Principal, Depends(require(Role.REGISTRY_OFFICER))]
 Registrant = Annotated[Principal, Depends(require(Role.COMPANY_REP, Role.REGISTRY_OFFICER))]
 Editor = Annotated[Principal, Depends(require(Role.COMPANY_REP, Role.REGISTRY_OFFICER))]
 Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICER))]
+Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
+MunicipalityParam = Annotated[str | None, Query(pattern=r"^\d{4}$")]
+CountyParam = Annotated[str | None, Query(pattern=r"^\d{2}$")]
+SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
+IndustryParam = Annotated[SearchText | None, Query(max_length=40)]
+NameSearch = Annotated[SearchText | None, Query(min_length=1, max_length=100,
+                                                description="part of the name")]
 _errors = problems(403, 404, 409, 412, 428)
+
+
+def _json(document: object, etag: str | None = None) -> Response:
+    return Response(orjson.dumps(document), media_type="application/json",
+                    headers={"ETag": etag} if etag else None)
 
 
 # --- companies ----------------------------------------------------------------------------
@@ -57,89 +68,84 @@ _errors = problems(403, 404, 409, 412, 428)
 
 @router.post("/companies", status_code=201, tags=["companies"], responses=_errors)
 async def register_company(
-    body: CompanyRegistration, pool: Pool, who: Registrant, response: Response
+    body: CompanyRegistration, registry: Service, who: Registrant, response: Response
 ) -> Company:
     """Register a company; it starts `pending` until a registry officer verifies it."""
-    company = await service.register(pool, body, who)
+    company = await registry.register(body, who)
     set_etag(response, company.version)
     response.headers["Location"] = f"/companies/{company.id}"
     return company
 
 
-@router.get("/companies", tags=["companies"], response_model=Page[Company])
+@router.get("/companies", tags=["companies"], response_model=Page[Company | PublicCompany])
 async def list_companies(
-    pool: Pool,
-    _: CurrentPrincipal,
-    municipality_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    county_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-    industry: Annotated[str | None, Query(max_length=40)] = None,
+    registry: Service,
+    who: CurrentPrincipal,
+    municipality_code: MunicipalityParam = None,
+    county_code: CountyParam = None,
+    industry: IndustryParam = None,
     status: Literal["pending", "active", "rejected", "deregistered"] | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100,
-                                   description="part of the name")] = None,
+    q: NameSearch = None,
+    needs_review: Annotated[bool | None, Query(
+        description="true: the officers' queue of companies changed after verification")] = None,
+    reserved_contract_eligible: bool | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    key = decode_cursor(cursor, 2)
-    after = None
-    if key is not None:
-        try:
-            after = (str(key[0]), UUID(str(key[1])))
-        except ValueError as e:
-            raise invalid("cursor", "not a cursor this API returned") from e
-    async with pool.acquire() as conn:
-        items = await store.list_companies(
-            conn, municipality_code=municipality_code, county_code=county_code,
-            industry=industry, status=status, q=q, after=after, limit=limit + 1,
-        )
-    more = len(items) > limit
-    items = items[:limit]
-    last = items[-1] if items else None
-    return page_response(
-        items, encode_cursor([last["name"], last["id"]]) if more and last else None
-    )
+    """Companies in name order, as the caller may see them: registry officers every status;
+    a company's own representative their company too; everybody else active companies
+    (case workers and analysts with contacts; others in the public shape)."""
+    page = await registry.companies(
+        CompanyFilter(municipality_code=municipality_code, county_code=county_code,
+                      industry=industry, q=q, status=status, needs_review=needs_review,
+                      reserved_contract_eligible=reserved_contract_eligible),
+        who, cursor, limit)
+    return page_response(page["items"], page["next_cursor"])
 
 
 @router.get("/companies/{company_id}", tags=["companies"], responses=_errors,
-            response_model=Company)
-async def get_company(company_id: UUID, pool: Pool, _: CurrentPrincipal) -> Response:
-    async with pool.acquire() as conn:
-        doc = await store.get_company_document(conn, company_id)
-    if doc is None:
-        raise not_found("company")
-    return Response(orjson.dumps(doc), media_type="application/json",
-                    headers={"ETag": f'"{doc["version"]}"'})
+            response_model=Company | PublicCompany)
+async def get_company(company_id: UUID, registry: Service, who: CurrentPrincipal) -> Response:
+    seen = await registry.company(company_id, who)
+    return _json(seen.document, f'"{seen.version}"' if seen.version is not None else None)
 
 
 @router.patch("/companies/{company_id}", tags=["companies"], responses=_errors)
 async def update_company(
     company_id: UUID,
     body: CompanyPatch,
-    pool: Pool,
+    registry: Service,
     who: Editor,
     response: Response,
     if_match: IfMatch = None,
 ) -> Company:
-    """Change what the company declares. Needs the version read (If-Match or `version`)."""
-    company = await service.update(pool, company_id, body, if_match_version(if_match), who)
+    """Change what the company declares. Needs the version read (If-Match or `version`).
+    Changing the criteria, workforce, training places or legal form of an active company
+    sets its verification back to `self_declared` and puts it in the review queue
+    (`needs_review`); when it no longer qualifies as an ASF it goes back to `pending`."""
+    company = await registry.update(company_id, body, if_match_version(if_match), who)
     set_etag(response, company.version)
     return company
 
 
 @router.post("/companies/{company_id}/verification", tags=["companies"], responses=_errors)
 async def verify_company(
-    company_id: UUID, body: VerificationDecision, pool: Pool, who: Officer, response: Response
+    company_id: UUID, body: VerificationDecision, registry: Service, who: Officer,
+    response: Response,
 ) -> Company:
-    """A registry officer verifies (→ `active`) or rejects (→ `rejected`) a pending company."""
-    company = await service.decide_verification(pool, company_id, body, who)
+    """A registry officer verifies (→ `active`) or rejects (→ `rejected`) a pending company,
+    or verifies an active one again (after review, or to renew it)."""
+    company = await registry.decide_verification(company_id, body, who)
     set_etag(response, company.version)
     return company
 
 
 @router.post("/companies/{company_id}/deregistration", tags=["companies"], responses=_errors)
 async def deregister_company(
-    company_id: UUID, body: DeregistrationRequest, pool: Pool, who: Officer, response: Response
+    company_id: UUID, body: DeregistrationRequest, registry: Service, who: Officer,
+    response: Response,
 ) -> Company:
-    company = await service.deregister(pool, company_id, body, who)
+    company = await registry.deregister(company_id, body, who)
     set_etag(response, company.version)
     return company
 
@@ -150,19 +156,14 @@ class ImportResult(BaseModel):
 
 
 @router.post(
-    "/companies/import", status_code=201, tags=["companies"], responses=_errors,
+    "/companies/import", status_code=201, tags=["companies"], responses=problems(403, 413),
     openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {
-        "type": "string", "description": "header: " + ",".join(service.IMPORT_COLUMNS)}}}}},
+        "type": "string", "description": "header: " + ",".join(IMPORT_COLUMNS)}}}}},
 )
-async def import_companies(request: Request, pool: Pool, who: Officer) -> ImportResult:
+async def import_companies(request: Request, registry: Service, who: Officer) -> ImportResult:
     """Import a CSV list: every row is checked; one bad row and nothing is imported."""
-    raw = await request.body()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise invalid("body", "the CSV must be UTF-8") from e
-    companies = await service.import_csv(pool, text, who)
-    return ImportResult(imported=len(companies), ids=[c.id for c in companies])
+    ids = await registry.import_csv(await request.body(), who)
+    return ImportResult(imported=len(ids), ids=ids)
 
 
 # --- contracts ----------------------------------------------------------------------------
@@ -171,34 +172,25 @@ async def import_companies(request: Request, pool: Pool, who: Officer) -> Import
 @router.post("/companies/{company_id}/contracts", status_code=201, tags=["contracts"],
              responses=_errors)
 async def award_contract(
-    company_id: UUID, body: ContractIn, pool: Pool, who: Editor
+    company_id: UUID, body: ContractIn, registry: Service, who: Editor
 ) -> Contract:
     """Record a contract awarded to the company, reserved (LOU 4 kap. 18 §) or not."""
-    return await service.award_contract(pool, company_id, body, who)
+    return await registry.award_contract(company_id, body, who)
 
 
 @router.get("/contracts", tags=["contracts"])
 async def list_contracts(
-    pool: Pool,
+    registry: Service,
     _: CurrentPrincipal,
     company_id: UUID | None = None,
-    municipality_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    municipality_code: MunicipalityParam = None,
     reserved: bool | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[Contract]:
-    async with pool.acquire() as conn:
-        items = await store.list_contracts(
-            conn, company_id=company_id, municipality_code=municipality_code,
-            reserved=reserved, after=time_cursor(cursor), limit=limit + 1,
-        )
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[Contract](
-        items=items,
-        next_cursor=encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
-        if more else None,
-    )
+    items, next_cursor = await registry.contracts(company_id, municipality_code, reserved,
+                                                  cursor, limit)
+    return Page[Contract](items=items, next_cursor=next_cursor)
 
 
 # --- learning examples --------------------------------------------------------------------
@@ -206,32 +198,41 @@ async def list_contracts(
 
 @router.post("/learning-examples", status_code=201, tags=["learning examples"])
 async def submit_learning_example(
-    body: LearningExampleIn, pool: Pool, who: CurrentPrincipal
+    body: LearningExampleIn, registry: Service, who: CurrentPrincipal
 ) -> LearningExample:
     """Submit a lärande exempel; SKR's information officer is told. Any signed-in role."""
-    return await service.submit_learning_example(pool, body, who)
+    return await registry.submit_learning_example(body, who)
 
 
 @router.get("/learning-examples", tags=["learning examples"], responses=_errors)
 async def list_learning_examples(
-    pool: Pool,
+    registry: Service,
     _: Reader,
-    municipality_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
+    municipality_code: MunicipalityParam = None,
+    status: LearningExampleStatus | None = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[LearningExample]:
-    async with pool.acquire() as conn:
-        items = await store.list_learning_examples(
-            conn, municipality_code=municipality_code, after=time_cursor(cursor),
-            limit=limit + 1,
-        )
-    more = len(items) > limit
-    items = items[:limit]
-    return Page[LearningExample](
-        items=items,
-        next_cursor=encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)])
-        if more else None,
-    )
+    items, next_cursor = await registry.learning_examples(municipality_code, status, cursor,
+                                                          limit)
+    return Page[LearningExample](items=items, next_cursor=next_cursor)
+
+
+@router.get("/learning-examples/{example_id}", tags=["learning examples"], responses=_errors)
+async def get_learning_example(example_id: UUID, registry: Service, _: Reader
+                               ) -> LearningExample:
+    """One learning example, in any status, with the submitter's contact."""
+    return await registry.learning_example(example_id)
+
+
+@router.post("/learning-examples/{example_id}/publication", tags=["learning examples"],
+             responses=_errors)
+async def decide_publication(
+    example_id: UUID, body: PublicationDecision, registry: Service, who: Analyst
+) -> LearningExample:
+    """An analyst publishes a submitted example in the handbook, or declines it; the
+    submitter is told by email. Decided once (409 after)."""
+    return await registry.decide_publication(example_id, body, who)
 
 
 # --- reference data and statistics --------------------------------------------------------
@@ -253,46 +254,8 @@ async def list_municipalities(_: CurrentPrincipal) -> Page[MunicipalityOut]:
     )
 
 
-class CountyStats(BaseModel):
-    county_code: str
-    county_name: str
-    companies_active: int
-    companies_pending: int
-    companies_deregistered: int
-    companies_rejected: int
-    employees: int
-    training_places: int
-
-
-class Stats(BaseModel):
-    counties: list[CountyStats]
-    totals: CountyStats
-
-
 @router.get("/stats", tags=["reference"])
-async def stats(pool: Pool, _: CurrentPrincipal) -> Stats:
+async def stats(registry: Service, _: CurrentPrincipal) -> Stats:
     """Companies, employees and training places per county (employees and places of active
     companies)."""
-    async with pool.acquire() as conn:
-        rows = {r["county_code"]: r for r in await store.stats_by_county(conn)}
-    per_county = []
-    for code, name in sorted(counties().items()):
-        r = rows.get(code)
-        per_county.append(CountyStats(
-            county_code=code, county_name=name,
-            companies_active=r["active"] if r else 0,
-            companies_pending=r["pending"] if r else 0,
-            companies_deregistered=r["deregistered"] if r else 0,
-            companies_rejected=r["rejected"] if r else 0,
-            employees=r["employees"] if r else 0,
-            training_places=r["training_places"] if r else 0,
-        ))
-    totals = CountyStats(
-        county_code="", county_name="Sverige",
-        **{f: sum(getattr(c, f) for c in per_county) for f in (
-            "companies_active", "companies_pending", "companies_deregistered",
-            "companies_rejected", "employees", "training_places")},
-    )
-    return Stats(counties=per_county, totals=totals)
-
-
+    return await registry.stats()

@@ -1,4 +1,5 @@
-"""The registry's composition root: settings, runtime, HTTP routes. Read the wiring here."""
+"""The registry's composition root: settings, runtime, the `Registry` service, the expiry
+sweep and the HTTP routes. Read the wiring here."""
 
 from __future__ import annotations
 
@@ -9,25 +10,61 @@ from importlib.metadata import version as _dist_version
 from fastapi import FastAPI
 
 from asf_kit import http, telemetry
+from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
-from registry import api
+from asf_kit.worker import Worker
+from registry import api, public_api
+from registry.service import Clock, Registry, utc_now
 from registry.settings import RegistrySettings
 
 SERVICE = "registry"
 VERSION = _dist_version("asf-registry")
 
+log = get_logger(__name__)
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+
+def build_registry(settings: RegistrySettings, runtime: Runtime,
+                   clock: Clock = utc_now) -> Registry:
+    return Registry(
+        lambda: runtime.pool, clock=clock, import_max_rows=settings.import_max_rows,
+        import_max_bytes=settings.import_max_bytes,
+        public_rate_limit=settings.public_rate_limit,
+        public_rate_window=settings.public_rate_window,
+    )
+
+
+class VerificationSweep(Worker):
+    """The verification expiry sweep every `interval` seconds (the first soon after start).
+    Each warning and expiry happens once, whichever replica's sweep gets there first."""
+
+    def __init__(self, registry: Registry, interval: float) -> None:
+        super().__init__("verification-sweep", interval=interval,
+                         first_round_after=min(interval, 60.0))
+        self._registry = registry
+
+    async def round(self) -> bool:
+        swept = await self._registry.sweep_verifications()
+        if swept.warned or swept.expired:
+            log.info("verification sweep", warned=swept.warned, expired=swept.expired)
+        return False
+
+
+def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RegistrySettings()
     telemetry.setup(SERVICE, VERSION)
     runtime = Runtime(settings)
+    registry = build_registry(settings, runtime, clock)
+    sweep = VerificationSweep(registry, settings.verification_sweep_interval)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            if settings.verification_sweep_interval > 0:
+                await sweep.start()
             yield
         finally:
+            await sweep.stop()
             await runtime.stop()
 
     app = http.create_app(
@@ -35,12 +72,14 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         version=VERSION,
         description="The register of work-integration social enterprises (ASF): the five "
         "criteria, verification, reserved-contract eligibility (LOU 4 kap. 18 §), contracts "
-        "and learning examples.",
+        "and learning examples; and, without a token, the public register and the handbook.",
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
         observe=runtime.observe,
     )
     app.state.runtime = runtime
+    app.state.registry = registry
     app.include_router(api.router)
+    app.include_router(public_api.router)
     return app

@@ -12,8 +12,8 @@ from stdnum import luhn
 
 from asf_kit.auth import Principal
 from asf_kit.db import create_pool
-from registry import service
 from registry.domain import CompanyRegistration, DeregistrationRequest, VerificationDecision
+from registry.service import Registry
 from registry.settings import RegistrySettings
 
 OFFICER = Principal(sub="demo-registry-officer", name="Demo Officer",
@@ -64,7 +64,8 @@ def registration(row: tuple[Any, ...]) -> CompanyRegistration:
         "description": f"{name} erbjuder arbetsträning och anställning.",
         "website": f"https://{slug}.example.se",
         "contacts": [{"name": "Verksamhetsledare", "role": "manager",
-                      "email": f"info@{slug}.example.se", "phone": "+46 8 123 456"}],
+                      "email": f"info@{slug}.example.se", "phone": "+46 8 123 456",
+                      "public": True}],
         "workforce": {"as_of": date(2026, 1, 1).isoformat(), "employees_total": emp,
                       "engaged_total": engaged, "target_group_engaged": target},
         "training_places": places, "origin": origin,
@@ -80,15 +81,16 @@ async def seed(settings: RegistrySettings) -> int:
         async with pool.acquire() as conn:
             if await conn.fetchval("SELECT count(*) FROM companies"):
                 return 0
+        registry = Registry(lambda: pool)
         for row in COMPANIES:
             rep = Principal(sub=f"demo-rep-{row[1]}", name=None, roles=frozenset({"company_rep"}))
-            company = await service.register(pool, registration(row), rep)
+            company = await registry.register(registration(row), rep)
             if row[-1] in ("active", "deregistered"):
-                await service.decide_verification(
-                    pool, company.id, VerificationDecision(decision="verified"), OFFICER)
+                await registry.decide_verification(
+                    company.id, VerificationDecision(decision="verified"), OFFICER)
             if row[-1] == "deregistered":
-                await service.deregister(
-                    pool, company.id, DeregistrationRequest(reason="wound_up"), OFFICER)
+                await registry.deregister(
+                    company.id, DeregistrationRequest(reason="wound_up"), OFFICER)
         return len(COMPANIES)
     finally:
         await pool.close()

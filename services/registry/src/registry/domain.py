@@ -3,14 +3,17 @@
 ASF (arbetsintegrerande socialt företag) is not a legal form: a company counts as one
 when it meets five criteria. Reserved contracts follow LOU 4 kap. 18 §: at least 30 %
 of those engaged must belong to the target group.
+
+Each decision returns the company as it is afterwards, with the events it causes in
+`company.events`.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -18,20 +21,43 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
-from stdnum.exceptions import ValidationError as StdnumError
-from stdnum.se import orgnr
 
+from asf_contracts import registry as ev
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
 from asf_kit.fields import Email
 from asf_kit.rules import RuleError
 from registry.municipalities import municipality
+from registry.values import (
+    Event,
+    Input,
+    LongText,
+    MunicipalityCode,
+    OrgNumber,
+    Tags,
+    Text,
+    add_years,
+    check_phone,
+    normalize_org_number,
+)
+
+__all__ = [
+    "Company", "CompanyPatch", "CompanyRegistration", "RuleError", "normalize_org_number",
+]
 
 RESERVED_CONTRACT_SHARE = 0.30
 """LOU 4 kap. 18 §: share of the engaged who must be in the target group."""
-VERIFICATION_VALIDITY = timedelta(days=3 * 365)
+VERIFICATION_YEARS = 2
+"""A verification is valid for two years after the decision unless the officer says
+otherwise."""
+EXPIRY_WARNING = timedelta(days=30)
+"""How long before `valid_until` the company and the officers are warned."""
+REVIEWED_FIELDS = ("criteria", "workforce", "training_places", "legal_form")
+"""What a verification vouches for: changing one of these sends the company back to review."""
+SWEDEN = ZoneInfo("Europe/Stockholm")
 
 LegalForm = Literal[
     "ekonomisk_forening", "ideell_forening", "aktiebolag", "stiftelse", "handelsbolag",
@@ -41,82 +67,27 @@ Origin = Literal["founded", "municipal_spinoff", "existing"]
 ParticipationForm = Literal["ownership", "agreement", "other_documented"]
 DeregistrationReason = Literal["bankruptcy", "liquidation", "wound_up", "criteria_unmet", "other"]
 VerificationLevel = Literal["self_declared", "verified", "certified"]
-CollaborationType = Literal[
-    "work_training", "founding_support", "municipal_spinoff", "reserved_contract", "other"
-]
-
-_TAG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
 
 
-# --- values -----------------------------------------------------------------------------
+def local_date(at: datetime) -> date:
+    """The date in Sweden at `at`: verification days begin and end at Swedish midnight."""
+    return at.astimezone(SWEDEN).date()
 
 
-def normalize_org_number(value: str) -> str:
-    """`NNNNNN-NNNN` or `NNNNNNNNNN`, Luhn-checked, not a public body, not a person."""
-    if not isinstance(value, str):
-        raise ValueError("must be a string of 10 digits, NNNNNN-NNNN or NNNNNNNNNN")
-    raw = value.strip()
-    if not re.fullmatch(r"\d{6}-?\d{4}", raw):
-        raise ValueError("must be 10 digits, written NNNNNN-NNNN or NNNNNNNNNN")
-    try:
-        digits = orgnr.validate(raw)
-    except StdnumError as e:
-        raise ValueError("is not a valid organisationsnummer (check digit fails)") from e
-    if digits[0] == "2":
-        raise ValueError(
-            "group digit 2 is a public body (state, region or municipality); "
-            "an ASF must be independent of the public sector"
-        )
-    if int(digits[2]) < 2:
-        raise ValueError(
-            "is a personal identity number (sole trader), not an organisationsnummer"
-        )
-    return f"{digits[:6]}-{digits[6:]}"
+# --- what a company declares -------------------------------------------------------------
 
 
-def check_municipality(code: str) -> str:
-    if municipality(code) is None:
-        raise ValueError(f"unknown municipality code {code!r}; see GET /municipalities")
-    return code
-
-
-def check_tags(tags: list[str]) -> list[str]:
-    for t in tags:
-        if not _TAG.match(t):
-            raise ValueError(
-                f"{t!r} is not a short tag (lower case letters, digits and _, 2-40 long)"
-            )
-    if len(set(tags)) != len(tags):
-        raise ValueError("a tag is listed twice")
-    return tags
-
-
-def check_phone(value: str | None) -> str | None:
-    if value is not None and not _PHONE.match(value):
-        raise ValueError("is not a phone number")
-    return value
-
-
-OrgNumber = Annotated[str, AfterValidator(normalize_org_number)]
-MunicipalityCode = Annotated[str, AfterValidator(check_municipality)]
-Tags = Annotated[list[str], Field(max_length=20), AfterValidator(check_tags)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-LongText = Annotated[str, Field(max_length=5000)]
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-class Contact(_In):
+class Contact(Input):
     name: Text
     role: Annotated[str, Field(max_length=100)] | None = None
     email: Email | None = None
     phone: Annotated[str | None, AfterValidator(check_phone)] = None
+    public: bool = Field(
+        default=False, description="Shown in the public register (set by the company)"
+    )
 
 
-class Participation(_In):
+class Participation(Input):
     """How employees take part in running the company (criterion 3)."""
 
     form: ParticipationForm
@@ -129,7 +100,7 @@ class Participation(_In):
         return self
 
 
-class Criteria(_In):
+class Criteria(Input):
     """The five criteria, as declared by the company. Each must be given, true or false."""
 
     runs_business: bool = Field(description="Produces and sells goods or services")
@@ -159,7 +130,7 @@ class Criteria(_In):
         return missing
 
 
-class Workforce(_In):
+class Workforce(Input):
     as_of: date
     employees_total: int = Field(ge=0, le=100_000)
     engaged_total: int = Field(
@@ -187,14 +158,18 @@ class Workforce(_In):
         return self.target_group_engaged / self.engaged_total if self.engaged_total else 0.0
 
 
-class CompanyFields(_In):
+def _none_when_empty(value: str | None) -> str | None:
+    return value or None
+
+
+class CompanyFields(Input):
     """What a company declares about itself: registration body and the shape of an update."""
 
     name: Text
     legal_form: LegalForm
     municipality_code: MunicipalityCode
     industries: Tags = Field(min_length=1)
-    description: LongText | None = None
+    description: Annotated[LongText | None, AfterValidator(_none_when_empty)] = None
     website: HttpUrl | None = None
     contacts: list[Contact] = Field(default_factory=list, max_length=20)
     workforce: Workforce
@@ -207,14 +182,14 @@ class CompanyRegistration(CompanyFields):
     org_number: OrgNumber = Field(examples=["556036-0793"])
 
 
-class CompanyPatch(_In):
+class CompanyPatch(Input):
     """A partial update: the fields given replace the stored ones whole."""
 
     name: Text | None = None
     legal_form: LegalForm | None = None
     municipality_code: MunicipalityCode | None = None
     industries: Tags | None = None
-    description: LongText | None = None
+    description: Annotated[LongText | None, AfterValidator(_none_when_empty)] = None
     website: HttpUrl | None = None
     contacts: list[Contact] | None = Field(default=None, max_length=20)
     workforce: Workforce | None = None
@@ -227,8 +202,10 @@ class CompanyPatch(_In):
 class Verification(BaseModel):
     level: VerificationLevel = "self_declared"
     by: str | None = None
-    at: datetime | None = None
-    valid_until: date | None = None
+    at: datetime | None = Field(default=None, description="When the last decision was made")
+    valid_until: date | None = Field(
+        default=None, description="Last day the verification holds; null when self-declared"
+    )
     note: str | None = None
 
 
@@ -252,18 +229,27 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "rejected": (),
     "deregistered": (),
 }
+"""Status moves a registry officer makes. Besides these, an active company is verified
+again (a renewal, or after review), and a change that makes it no longer qualify sends it
+back to `pending`."""
 
 
 class Company(CompanyFields):
     """A company in the register, as stored and as returned."""
 
     model_config = ConfigDict(extra="ignore")
+    _refuse_control: ClassVar[bool] = False  # what is stored was checked when it came in
 
     id: UUID
     org_number: str
     county: County
     status: CompanyStatus
     verification: Verification
+    needs_review: bool = Field(
+        default=False,
+        description="Changed what its verification vouched for (or the verification ran "
+        "out): waiting in the registry officers' queue",
+    )
     deregistration: Deregistration | None = None
     qualifies_as_asf: bool = Field(description="All five criteria declared")
     unmet_criteria: list[str]
@@ -277,17 +263,29 @@ class Company(CompanyFields):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def register(cls, reg: CompanyRegistration, by: str, now: datetime) -> Company:
-        fields = reg.model_dump()
-        return cls._derive(
-            id=uuid4(), status="pending", verification=Verification(),
-            registered_by=by, version=1, created_at=now, updated_at=now, **fields,
-        )
+    _events: list[Event] = PrivateAttr(default_factory=list)
+
+    @property
+    def events(self) -> list[Event]:
+        """What the decision that made this state causes (empty for a loaded company)."""
+        return self._events
 
     @classmethod
-    def _derive(cls, **data: object) -> Company:
-        """Build with the derived fields worked out from the declared ones."""
+    def register(cls, reg: CompanyRegistration, by: str, now: datetime) -> Company:
+        # `reg` is validated already; built from its parts, not validated a second time
+        # (an import registers thousands at once).
+        fields = {name: getattr(reg, name) for name in CompanyRegistration.model_fields}
+        company = cls._derive(
+            trusted=True, id=uuid4(), status="pending", verification=Verification(),
+            needs_review=False, deregistration=None, registered_by=by, version=1,
+            created_at=now, updated_at=now, **fields,
+        )
+        return company._causing(ev.COMPANY_REGISTERED)
+
+    @classmethod
+    def _derive(cls, *, trusted: bool = False, **data: object) -> Company:
+        """Build with the derived fields worked out from the declared ones. `trusted`: every
+        value is an already validated one (model instances, not dicts)."""
         criteria = Criteria.model_validate(data["criteria"])
         workforce = Workforce.model_validate(data["workforce"])
         m = municipality(str(data["municipality_code"]))
@@ -303,13 +301,18 @@ class Company(CompanyFields):
             and workforce.engaged_total > 0
             and share >= RESERVED_CONTRACT_SHARE,
         )
-        return cls.model_validate(data)
+        fields: dict[str, Any] = data
+        return cls.model_construct(**fields) if trusted else cls.model_validate(fields)
 
     def _next(self, now: datetime, **changes: object) -> Company:
         data = self.model_dump()
         data.update(changes)
         data.update(version=self.version + 1, updated_at=now)
         return Company._derive(**data)
+
+    def _causing(self, event_type: str, payload: BaseModel | None = None) -> Company:
+        self._events.append(Event(event_type, self.id, self.version, payload or self.payload()))
+        return self
 
     def _require(self, to: str) -> None:
         allowed = TRANSITIONS[self.status]
@@ -322,19 +325,40 @@ class Company(CompanyFields):
             )
 
     def update(self, patch: CompanyPatch, now: datetime) -> Company:
-        changes = patch.model_dump(exclude_unset=True, exclude={"version"})
+        """Apply what the company declares now. Changing what a verification vouched for
+        (criteria, workforce, training places, legal form) keeps an active company active
+        but self-declared and in the officers' review queue; when it no longer qualifies as
+        an ASF it goes back to `pending`. A patch that changes nothing changes nothing."""
         if self.status in ("rejected", "deregistered"):
             raise RuleError(
                 409, "Company closed", f"a {self.status} company cannot be changed",
                 current_status=self.status,
             )
-        return self._next(now, **changes)
+        given = patch.model_dump(exclude_unset=True, exclude={"version"})
+        candidate = self._next(now, **given)
+        before, after = self.model_dump(mode="json"), candidate.model_dump(mode="json")
+        changed = [f for f in CompanyFields.model_fields if f in given and before[f] != after[f]]
+        if not changed:
+            unchanged = self.model_copy()
+            unchanged._events = []
+            return unchanged
+        if self.status == "active" and set(changed) & set(REVIEWED_FIELDS):
+            candidate = candidate.model_copy(update={
+                "status": "active" if candidate.qualifies_as_asf else "pending",
+                "verification": self.verification.model_copy(
+                    update={"level": "self_declared", "valid_until": None}),
+                "needs_review": True,
+            })
+        return candidate._causing(ev.COMPANY_UPDATED, candidate.payload(changed_fields=changed))
 
     def verify(
         self, by: str, now: datetime, note: str | None, level: VerificationLevel,
         valid_until: date | None,
     ) -> Company:
-        self._require("active")
+        """A registry officer vouches for the company: a pending one becomes active; an
+        active one is verified again (after a review, or to renew before it runs out)."""
+        if self.status != "active":
+            self._require("active")
         if not self.qualifies_as_asf:
             raise RuleError(
                 409, "Criteria not met",
@@ -342,34 +366,83 @@ class Company(CompanyFields):
                 f"unmet: {', '.join(self.unmet_criteria)}",
                 unmet_criteria=self.unmet_criteria,
             )
-        until = valid_until or (now + VERIFICATION_VALIDITY).date()
-        if until <= now.date():
+        today = local_date(now)
+        until = valid_until or add_years(today, VERIFICATION_YEARS)
+        if until <= today:
             raise RuleError(
                 422, "Validation failed", "valid_until must be in the future",
                 errors=[{"field": "valid_until", "message": "must be in the future"}],
             )
-        return self._next(
-            now, status="active",
+        verified = self._next(
+            now, status="active", needs_review=False,
             verification=Verification(level=level, by=by, at=now, valid_until=until, note=note),
         )
+        return verified._causing(ev.COMPANY_VERIFIED)
 
     def reject(self, by: str, now: datetime, note: str | None) -> Company:
         self._require("rejected")
-        return self._next(
-            now, status="rejected",
+        rejected = self._next(
+            now, status="rejected", needs_review=False,
             verification=self.verification.model_copy(update={"by": by, "at": now, "note": note}),
         )
+        return rejected._causing(ev.COMPANY_REJECTED)
 
     def deregister(
         self, reason: DeregistrationReason, note: str | None, by: str, now: datetime
     ) -> Company:
         self._require("deregistered")
-        return self._next(
-            now, status="deregistered",
+        gone = self._next(
+            now, status="deregistered", needs_review=False,
             deregistration=Deregistration(reason=reason, note=note, by=by, at=now),
         )
+        return gone._causing(ev.COMPANY_DEREGISTERED)
 
-    def payload(self) -> CompanyPayload:
+    # --- verification expiry -------------------------------------------------------------
+
+    def _verified_until(self) -> date | None:
+        if self.status != "active" or self.verification.level == "self_declared":
+            return None
+        return self.verification.valid_until
+
+    def expiry_warning_due(self, today: date) -> bool:
+        """From 30 days before `valid_until` up to that day itself."""
+        until = self._verified_until()
+        return until is not None and until - EXPIRY_WARNING <= today <= until
+
+    def expired_by(self, today: date) -> bool:
+        """`valid_until` is the last day the verification holds; the day after, it is gone."""
+        until = self._verified_until()
+        return until is not None and today > until
+
+    def warn_of_expiry(self, today: date) -> Company:
+        """The warning, 30 days before; the company itself does not change."""
+        if not self.expiry_warning_due(today):
+            raise RuleError(409, "No expiry due", "the verification is not about to run out")
+        until = self.verification.valid_until
+        assert until is not None
+        warned = self.model_copy()
+        warned._events = []
+        payload = ev.VerificationExpiringPayload(
+            **self.payload().model_dump(), days_left=(until - today).days)
+        return warned._causing(ev.COMPANY_VERIFICATION_EXPIRING, payload)
+
+    def expire(self, today: date, now: datetime) -> Company:
+        """The day after `valid_until`: back to self-declared and into the review queue, so
+        an officer verifies it again."""
+        if not self.expired_by(today):
+            raise RuleError(409, "Not expired", "the verification still holds")
+        until = self.verification.valid_until
+        assert until is not None
+        expired = self._next(
+            now, needs_review=True,
+            verification=self.verification.model_copy(
+                update={"level": "self_declared", "valid_until": None}),
+        )
+        payload = ev.VerificationExpiredPayload(
+            **expired.payload().model_dump(), expired_on=until + timedelta(days=1))
+        return expired._causing(ev.COMPANY_VERIFICATION_EXPIRED, payload)
+
+    def payload(self, changed_fields: list[str] | None = None) -> CompanyPayload:
         """What other services learn of the company."""
         return CompanyPayload(
             id=self.id, org_number=self.org_number, name=self.name, legal_form=self.legal_form,
@@ -382,27 +455,28 @@ class Company(CompanyFields):
             contacts=[CompanyContact(**c.model_dump()) for c in self.contacts],
             deregistration_reason=self.deregistration.reason if self.deregistration else None,
             decision_note=self.verification.note,
+            needs_review=self.needs_review, changed_fields=changed_fields,
         )
 
 
-# --- other requests ---------------------------------------------------------------------
+# --- requests about a company -----------------------------------------------------------
 
 
-class VerificationDecision(_In):
+class VerificationDecision(Input):
     decision: Literal["verified", "rejected"]
     note: LongText | None = None
     level: Literal["verified", "certified"] = "verified"
     valid_until: date | None = Field(
-        default=None, description="Defaults to three years from the decision"
+        default=None, description="Last day it holds; defaults to two years after the decision"
     )
 
 
-class DeregistrationRequest(_In):
+class DeregistrationRequest(Input):
     reason: DeregistrationReason
     note: LongText | None = None
 
 
-class ContractIn(_In):
+class ContractIn(Input):
     """A reserved contract awarded to the company (LOU 4 kap. 18 §) or an ordinary one."""
 
     municipality_code: MunicipalityCode
@@ -422,6 +496,7 @@ class ContractIn(_In):
 
 class Contract(ContractIn):
     model_config = ConfigDict(extra="ignore")
+    _refuse_control: ClassVar[bool] = False
 
     id: UUID
     company_id: UUID
@@ -429,33 +504,19 @@ class Contract(ContractIn):
     recorded_by: str
     created_at: datetime
 
-
-class SubmitterContact(_In):
-    name: Text
-    email: Email
-
-
-class LearningExampleIn(_In):
-    """A lärande exempel for SKR's handbook."""
-
-    municipality_code: MunicipalityCode
-    company_ids: list[UUID] = Field(default_factory=list, max_length=50)
-    title: Text
-    summary: Annotated[str, Field(min_length=1, max_length=10_000)]
-    collaboration_types: list[CollaborationType] = Field(min_length=1)
-    contact: SubmitterContact
-
-    @field_validator("company_ids", "collaboration_types")
     @classmethod
-    def _unique(cls, v: list[object]) -> list[object]:
-        if len(set(v)) != len(v):
-            raise ValueError("an entry is listed twice")
-        return v
+    def award(cls, company: Company, body: ContractIn, by: str, now: datetime) -> Contract:
+        """Contracts are recorded for active companies."""
+        if company.status != "active":
+            raise RuleError(
+                409, "Company not active",
+                f"contracts are recorded for active companies; this one is {company.status}",
+                current_status=company.status,
+            )
+        return cls(**body.model_dump(), id=uuid4(), company_id=company.id,
+                   company_name=company.name, recorded_by=by, created_at=now)
 
+    def event(self) -> Event:
+        return Event(ev.CONTRACT_AWARDED, self.id, 1,
+                     ev.ContractAwardedPayload(**self.model_dump()))
 
-class LearningExample(LearningExampleIn):
-    model_config = ConfigDict(extra="ignore")
-
-    id: UUID
-    submitted_by: str
-    created_at: datetime
