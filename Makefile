@@ -4,19 +4,23 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test install lint typecheck pytest faults-full services bench clean
+.PHONY: run test install lint typecheck pytest faults-full services bench clean images \
+	test-containers screenshots chromium
 
+# uv itself: pip install --user, or the wheel from PyPI where there is no pip (deploy/get_uv.py).
 $(UV):
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+	@python3 deploy/get_uv.py >/dev/null
 
 install: $(UV)
 	$(UV) sync --frozen
 
-run: install
-	$(UV) run python deploy/run_local.py
-
+# PostgreSQL and RabbitMQ: found, started, run as containers, or installed with apt, in that
+# order of preference (deploy/ensure_services.py); reused on the next run.
 services:
-	@bash deploy/ensure_services.sh
+	@python3 deploy/ensure_services.py
+
+run: services install
+	$(UV) run python deploy/run_local.py
 
 lint: install
 	$(UV) run ruff check .
@@ -32,7 +36,30 @@ pytest: install services
 faults-full: install services
 	$(UV) run python tests/faults/run.py --changes 5000 --smtp-outage 30
 
-test: install services lint typecheck pytest
+# The web app's browser tests drive Debian's chromium; installed here when missing (as root,
+# with apt), otherwise those tests are skipped with the reason.
+chromium:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium; } || \
+	  echo "chromium is not installed: the web app's browser tests will be skipped"
+
+test: services install chromium lint typecheck pytest
+
+# The main pages of the web app as PNG files in docs/screenshots/ (needs Debian's chromium).
+screenshots: install services
+	$(UV) run python services/web/screenshots.py
+
+# Every service's image, with podman or docker (a base image is made locally where none can be
+# pulled): deploy/containers.py.
+images:
+	python3 deploy/containers.py images
+
+# The suite with its own PostgreSQL and RabbitMQ in containers (testcontainers), this machine's
+# ignored: images upstream or made here. PYTEST_ARGS picks tests (default: all but the faults).
+test-containers: install
+	@eval "$$(python3 deploy/containers.py test-env)" && $(UV) run pytest $(PYTEST_ARGS); \
+	status=$$?; python3 deploy/containers.py stop-api; exit $$status
 
 bench: install services
 	$(UV) run python bench/run.py

@@ -1,7 +1,7 @@
 """Deployment files, checked offline: each service's Kubernetes unit and the shared platform
 rendered by `kubectl kustomize` and validated against the official schemas; a unit holds
 its own service and nothing of another; rollouts that lose nothing; production settings;
-the compose file; the Dockerfiles' promises (slim, multi-stage, non-root, healthcheck)."""
+the compose file. The Dockerfiles and the images built from them: test_images.py."""
 
 from __future__ import annotations
 
@@ -347,21 +347,3 @@ def test_compose_publishes_tools_on_loopback_only() -> None:
         for port in spec.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
     assert "management" in compose()["services"]["rabbitmq"]["image"]
-
-
-# --- Dockerfiles -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("service", sorted(APIS))
-def test_dockerfile_is_multi_stage_slim_non_root_with_healthcheck(service: str) -> None:
-    text = (ROOT / "services" / service / "Dockerfile").read_text()
-    assert text.count("FROM python:3.11-slim") == 2
-    assert "USER 10001" in text
-    assert "HEALTHCHECK" in text
-    assert f"--package asf-{service}" in text
-    copied = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")
-              and "--from" not in line]
-    own = {f"services/{service}", "contracts", "kit"}
-    for path in copied:
-        assert path in own or path.endswith("pyproject.toml") or path == "pyproject.toml" \
-            or path == "uv.lock", f"{service} image copies {path}"

@@ -47,7 +47,8 @@ def repository_secrets() -> list[tuple[str, str, str]]:
     """(where, setting, value) for the secrets the repository itself writes down."""
     found: list[tuple[str, str, str]] = [("the tests", "JWT_SECRET", JWT_TEST_SECRET)]
     with mock.patch.dict(os.environ, {}, clear=True):
-        env = _run_local().service_env("casework", 8002, "asf_casework")
+        run_local = _run_local()
+        env = run_local.service_env(run_local.SERVICES[1])  # casework
     found += [("make run", name, env[name]) for name in ("JWT_SECRET", "CASEWORK_DATA_KEY")]
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8"))
     for service in compose["services"].values():

@@ -1,0 +1,73 @@
+"""A registry officer in Chromium: verifying a company from the review queue, and importing
+a CSV file with a bad row (nothing imported, the row shown), then the corrected file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .browser import sign_in_as
+from .stack import PEOPLE, Stack, company_form, org_number, post_form, sign_in
+
+HEADER = ("org_number,name,legal_form,municipality_code,industries,description,website,"
+          "contact_name,contact_role,contact_email,contact_phone,workforce_as_of,"
+          "employees_total,engaged_total,target_group_engaged,training_places,origin,"
+          "runs_business,integration_purpose,participation_form,participation_description,"
+          "reinvests_profits,independent_of_public_sector")
+
+
+def _row(org: str, name: str, municipality: str = "0180") -> str:
+    return (f"{org},{name},ekonomisk_forening,{municipality},recycling;cleaning,,,"
+            "Kim Ek,manager,kim@example.se,,2026-01-01,5,12,7,4,existing,"
+            "true,true,ownership,,true,true")
+
+
+def test_officer_verifies_a_company_from_the_queue(stack: Stack, page: Any) -> None:
+    officer = sign_in(stack.url, PEOPLE["registry_officer"])
+    r = post_form(officer, "/companies/new", "/companies/new",
+                  company_form("Granskningens Kooperativ"))
+    assert r.status_code == 303, r.text[:2000]
+
+    sign_in_as(page, stack.url, PEOPLE["registry_officer"])
+    assert page.url.endswith("/review")
+    page.get_by_role("link", name="Granskningens Kooperativ").click()
+    assert page.get_by_text("Ja, alla fem kriterierna är uppfyllda").is_visible()
+    page.get_by_label("Godkänn: företaget blir aktivt i registret").check()
+    page.get_by_label("Anteckning till beslutet").fill("Stadgar och årsredovisning granskade.")
+    page.get_by_role("button", name="Spara beslutet").click()
+    page.get_by_text("Företaget är godkänt och aktivt.").wait_for()
+    assert page.locator(".lead .tag").inner_text() == "Aktiv"
+    # Now only deregistration is offered, with a reason.
+    assert page.get_by_role("button", name="Avregistrera företaget").is_visible()
+    assert page.get_by_role("button", name="Spara beslutet").count() == 0
+
+
+def test_csv_import_shows_the_bad_row_and_imports_nothing(stack: Stack, page: Any,
+                                                          tmp_path: Path) -> None:
+    good, other = org_number(), org_number()
+    bad = tmp_path / "gamla-listan.csv"
+    bad.write_text("\n".join([HEADER, _row(good, "Importens Första"),
+                              _row(other, "Importens Andra", municipality="9999")]) + "\n",
+                   encoding="utf-8")
+    sign_in_as(page, stack.url, PEOPLE["registry_officer"])
+    page.get_by_role("link", name="Importera", exact=True).click()
+    page.get_by_label("CSV-fil").set_input_files(str(bad))
+    page.get_by_role("button", name="Importera").click()
+    summary = page.locator(".error-summary")
+    summary.wait_for()
+    assert "Inget importerades" in summary.inner_text()
+    rows = page.locator("#row-errors tbody tr")
+    assert rows.count() == 1
+    assert rows.first.locator("td").first.inner_text() == "3"
+    assert "municipality_code" in rows.first.inner_text()
+    officer = sign_in(stack.url, PEOPLE["registry_officer"])
+    assert "Importens Första" not in officer.get("/companies?q=Importens&status=pending").text
+
+    fixed = tmp_path / "rättade-listan.csv"
+    fixed.write_text("\n".join([HEADER, _row(good, "Importens Första"),
+                                _row(other, "Importens Andra")]) + "\n", encoding="utf-8")
+    page.get_by_label("CSV-fil").set_input_files(str(fixed))
+    page.get_by_role("button", name="Importera").click()
+    page.get_by_text("2 företag importerades").wait_for()
+    assert page.get_by_role("link", name="Importens Första").is_visible()
+    assert page.get_by_role("link", name="Importens Andra").is_visible()
