@@ -1,5 +1,7 @@
 """Write `deploy/rabbitmq/definitions.json`: the exchange, each consuming service's quorum
-queues, retry and dead-letter queues and bindings, as the services themselves declare them.
+queues, retry and dead-letter queues and bindings, as the services themselves declare them;
+and the same file for Kubernetes, `deploy/k8s/platform/rabbitmq-definitions.json` (kustomize
+reads files inside its own folder only).
 
     uv run python deploy/rabbitmq/generate.py          # write
     uv run python deploy/rabbitmq/generate.py --check  # fail when it has drifted
@@ -17,7 +19,8 @@ from typing import Any
 
 from asf_kit.topology import definitions
 
-TARGET = Path(__file__).with_name("definitions.json")
+TARGETS = (Path(__file__).with_name("definitions.json"),
+           Path(__file__).parents[1] / "k8s" / "platform" / "rabbitmq-definitions.json")
 DUMMY_KEY = "ZGVmaW5pdGlvbnMtb25seS1ub3QtYS1yZWFsLWtleSE="  # 32 bytes, never used to encrypt
 
 
@@ -29,8 +32,10 @@ def consumed_keys() -> dict[str, list[str]]:
     from notifications.settings import NotificationsSettings
 
     apps: dict[str, Any] = {
-        "casework": casework_app(CaseworkSettings(jwt_secret="x", casework_data_key=DUMMY_KEY)),
-        "notifications": notifications_app(NotificationsSettings(jwt_secret="x")),
+        "casework": casework_app(CaseworkSettings(
+            app_env="development", jwt_secret="x", casework_data_key=DUMMY_KEY)),
+        "notifications": notifications_app(
+            NotificationsSettings(app_env="development", jwt_secret="x")),
     }
     return {name: sorted({k for c in app.state.runtime.consumers for k in c.routing_keys})
             for name, app in apps.items()}
@@ -43,11 +48,12 @@ def render() -> str:
 def main() -> int:
     text = render()
     if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} has drifted; run: uv run python {__file__}", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
+        drifted = [t for t in TARGETS if not t.exists() or t.read_text() != text]
+        for target in drifted:
+            print(f"{target} has drifted; run: uv run python {__file__}", file=sys.stderr)
+        return 1 if drifted else 0
+    for target in TARGETS:
+        target.write_text(text)
     return 0
 
 

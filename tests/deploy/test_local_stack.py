@@ -99,9 +99,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str,
                                    start_new_session=True)
     stack = LocalStack(process, log_path, ports, env, tmp / "mail")
     try:
-        # The banner's last line: the tokens and the web app's address are printed after "The
-        # stack is up" (each token by a process of its own), and a test reads them.
-        stack.wait_for_log(r"Ctrl-C stops everything", within=240)
+        stack.wait_for_log(r"Ctrl-C stops everything", within=240)  # the whole banner
         yield stack
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -27,7 +27,7 @@ from faststream.rabbit import (
     RabbitMessage,
     RabbitQueue,
 )
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, ValidationError
 
 from asf_contracts import Envelope
@@ -46,6 +46,15 @@ MESSAGES_CONSUMED = Counter(
 MESSAGE_SECONDS = Histogram(
     "message_handling_seconds", "Time to handle one message", ["event_type"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+
+LAST_CONSUMED = Gauge(
+    "messages_last_consumed_timestamp_seconds",
+    "When this process last took a message from its queue (or started consuming)",
+)
+EVENT_AGE = Histogram(
+    "messages_event_age_seconds", "From an event's occurred_at to its effect applied here",
+    ["event_type"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 
 P = TypeVar("P", bound=BaseModel)
@@ -144,6 +153,7 @@ class EventConsumer:
         await dlq.bind(dlx, routing_key="#")
         for key in self.routing_keys:
             await main.bind(exchange, routing_key=key)
+        LAST_CONSUMED.set_to_current_time()
 
     def _subscribe(self) -> None:
         """Attach the FastStream subscriber; the queue itself is declared at connect."""
@@ -157,6 +167,7 @@ class EventConsumer:
 
     async def _on_message(self, msg: RabbitMessage) -> None:
         started = time.perf_counter()
+        LAST_CONSUMED.set_to_current_time()
         body = bytes(msg.body)
         headers = dict(msg.raw_message.headers or {})
         try:
@@ -211,6 +222,9 @@ class EventConsumer:
                 raise
             MESSAGES_CONSUMED.labels(event.event_type, "applied" if first else "duplicate").inc()
             MESSAGE_SECONDS.labels(event.event_type).observe(time.perf_counter() - started)
+            if first:
+                EVENT_AGE.labels(event.event_type).observe(
+                    (datetime.now(UTC) - event.occurred_at).total_seconds())
 
     async def park(self, msg: RabbitMessage, reason: str) -> None:
         """Put a message in the dead-letter queue with the reason, then let it be acked."""

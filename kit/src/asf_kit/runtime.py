@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from faststream.rabbit import RabbitBroker
 
+from asf_kit import observe
 from asf_kit.db import create_pool
 from asf_kit.logging import get_logger
 from asf_kit.outbox import EXCHANGE_DECL, OutboxRelay
@@ -37,6 +38,8 @@ class Runtime:
         """The EventConsumers attached to this runtime (their queues and bindings)."""
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
         """Run after the broker connects and before consumers start (declare queues here)."""
+        self.observers: list[Callable[[], Awaitable[None]]] = []
+        """A service's own state gauges, refreshed at each scrape (with the database up)."""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -102,3 +105,18 @@ class Runtime:
             except Exception:
                 checks[name] = False
         return checks
+
+    async def observe(self) -> None:
+        """Refresh the gauges that describe state (readiness, outbox, queues) for a scrape."""
+        checks = await self.readiness()
+        observe.record_readiness(checks)
+        if self.with_relay and checks.get("database"):
+            await observe.bounded("outbox", observe.observe_outbox(self.pool))
+        if checks.get("database"):
+            for observer in self.observers:
+                await observe.bounded("service", observer())
+        connection = getattr(self.broker, "_connection", None)
+        if connection is not None and checks.get("broker"):
+            for consumer in self.consumers:
+                await observe.bounded("queues", observe.observe_queues(connection,
+                                                                        consumer.queues))

@@ -6,9 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from .browser import launched, skip_without_chromium
 from .stack import Stack, stack_in_thread
+
+# A loaded 2-core machine renders slowly: assertions wait for the page, up to 15 s.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")

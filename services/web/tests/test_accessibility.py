@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from .browser import axe_violations, describe, horizontal_overflow, sign_in_as, too_wide
 from .stack import (
@@ -121,6 +122,6 @@ def test_200_percent_zoom_keeps_the_page_usable(stack: Stack, browser: Any) -> N
         for path in ("/caseload", "/participants/new"):
             page.goto(stack.url + path)
             assert horizontal_overflow(page) == 0, path
-            assert page.get_by_role("navigation", name="Huvudmeny").is_visible()
+            expect(page.get_by_role("navigation", name="Huvudmeny")).to_be_visible()
     finally:
         context.close()

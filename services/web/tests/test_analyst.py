@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from .browser import sign_in_as
 from .stack import PEOPLE, Stack, post_form, sign_in
@@ -22,10 +23,10 @@ def test_statistics_are_drawn_with_the_numbers_beside_them(stack: Stack, page: A
     sign_in_as(page, stack.url, PEOPLE["analyst"])
     page.goto(stack.url + "/stats")
     chart = page.get_by_role("img", name="Deltagare per steg")
-    assert chart.is_visible()
+    expect(chart).to_be_visible()
     table = page.get_by_role("table", name="Deltagare per steg – siffrorna")
-    assert table.get_by_role("rowheader", name="Kartläggning").is_visible()
-    assert page.get_by_role("img", name="Aktiva företag per län").is_visible()
+    expect(table.get_by_role("rowheader", name="Kartläggning")).to_be_visible()
+    expect(page.get_by_role("img", name="Aktiva företag per län")).to_be_visible()
 
 
 def test_analyst_publishes_a_learning_example(stack: Stack, page: Any) -> None:
@@ -53,14 +54,14 @@ def test_analyst_edits_and_activates_a_template(stack: Stack, page: Any) -> None
     sign_in_as(page, stack.url, PEOPLE["analyst"])
     page.get_by_role("link", name="Mallar").click()
     page.get_by_role("link", name="company_verified", exact=True).click()
-    assert page.get_by_role("heading", name="Förhandsgranskning med exempeldata").is_visible()
+    expect(page.get_by_role("heading", name="Förhandsgranskning med exempeldata")).to_be_visible()
     subject = page.get_by_label("Ämnesrad på svenska")
     subject.fill("{{ company_name ")  # does not render
     page.get_by_role("button", name="Spara som ny version").click()
     summary = page.locator(".error-summary")
     summary.wait_for()
     assert "Svenska: Ämnesrad" in summary.inner_text()
-    assert page.locator("#f-sv-subject-error").is_visible()  # the message beside the field
+    expect(page.locator("#f-sv-subject-error")).to_be_visible()  # the message beside the field
     page.get_by_label("Ämnesrad på svenska").fill("Välkommen i registret, {{ company_name }}!")
     page.get_by_label("Vad har ändrats?").fill("En varmare ämnesrad")
     page.get_by_role("button", name="Spara som ny version").click()
@@ -72,4 +73,4 @@ def test_analyst_edits_and_activates_a_template(stack: Stack, page: Any) -> None
     row = page.locator("#versions tr", has=page.get_by_text("En varmare ämnesrad"))
     assert "Ja, används nu" in row.inner_text()
     # The preview now renders the new subject with the sample data.
-    assert page.get_by_text("Välkommen i registret,").first.is_visible()
+    expect(page.get_by_text("Välkommen i registret,").first).to_be_visible()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from playwright.sync_api import expect
+
 from .browser import sign_in_as
 from .stack import Stack, org_number
 
@@ -16,7 +18,8 @@ def test_a_rep_registers_and_updates_their_company(stack: Stack, page: Any) -> N
     sign_in_as(page, stack.url, REP)
     assert page.url.endswith("/my-company")
     page.get_by_role("link", name="Registrera ditt företag").click()
-    assert page.get_by_text("Företaget producerar och säljer varor eller tjänster.").is_visible()
+    expect(page.get_by_text(
+        "Företaget producerar och säljer varor eller tjänster.")).to_be_visible()
     page.get_by_label("Organisationsnummer").fill(org_number())
     page.get_by_label("Namn", exact=True).fill("Repens Återbruk")
     page.get_by_label("Juridisk form").select_option("ekonomisk_forening")
@@ -34,7 +37,7 @@ def test_a_rep_registers_and_updates_their_company(stack: Stack, page: Any) -> N
     # One criterion left out: the company may still register, but does not count as an ASF.
     page.get_by_role("button", name="Skicka in registreringen").click()
     page.get_by_text("Företaget är registrerat och väntar på granskning").wait_for()
-    assert page.get_by_text("Nej, inte alla kriterier är uppfyllda").is_visible()
+    expect(page.get_by_text("Nej, inte alla kriterier är uppfyllda")).to_be_visible()
     company_url = page.url
 
     page.get_by_role("link", name="Mitt företag").click()
@@ -44,5 +47,5 @@ def test_a_rep_registers_and_updates_their_company(stack: Stack, page: Any) -> N
     page.get_by_label("Platser för arbetsträning").fill("7")
     page.get_by_role("button", name="Spara ändringarna").click()
     page.get_by_text("Ändringarna är sparade.").wait_for()
-    assert page.get_by_text("Ja, alla fem kriterierna är uppfyllda").is_visible()
+    expect(page.get_by_text("Ja, alla fem kriterierna är uppfyllda")).to_be_visible()
     assert re.search(r"Platser för arbetsträning\s*7", page.locator("main").inner_text())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from playwright.sync_api import expect
+
 from .browser import choose_radio, sign_in_as, tab_to
 from .stack import PEOPLE, Stack, active_company, identity_number, sign_in
 
@@ -38,7 +40,7 @@ def test_case_worker_journey_with_the_mouse(stack: Stack, page: Any) -> None:
     page.get_by_label("Socialtjänsten").check()
     page.get_by_role("button", name="Registrera deltagaren").click()
     page.get_by_role("heading", name="Astrid Musson").wait_for()
-    assert page.get_by_text("Deltagaren är registrerad.").is_visible()
+    expect(page.get_by_text("Deltagaren är registrerad.")).to_be_visible()
 
     # Exactly the next allowed steps are offered.
     buttons = page.locator("#next-title ~ .actions button").all_inner_texts()
@@ -51,7 +53,7 @@ def test_case_worker_journey_with_the_mouse(stack: Stack, page: Any) -> None:
     page.get_by_role("button", name="Starta placering").click()
     _wait_for_company_in_picker(page, company)
     page.get_by_label(re.compile(f"^{company}")).check()
-    assert page.get_by_text(re.compile(f"{company}.*5 av 5 platser lediga")).is_visible()
+    expect(page.get_by_text(re.compile(f"{company}.*5 av 5 platser lediga"))).to_be_visible()
     page.get_by_label("Timmar per vecka").fill("20")
     page.get_by_role("button", name="Starta placeringen").click()
     page.get_by_text("Placeringen är startad").wait_for()

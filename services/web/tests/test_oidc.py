@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from asf_testing import free_port
 
@@ -78,8 +79,8 @@ def test_sign_in_with_the_provider_then_sign_out(oidc_stack: Stack, page: Any) -
     page.get_by_role("button", name=CASE_WORKER["sub"]).click()
     page.wait_for_url(f"{base}/caseload")
     # casework accepted the forwarded token through its JWKS: the caseload rendered.
-    assert page.get_by_role("heading", name="Ärenden").is_visible()
-    assert page.get_by_text("Olga Oidc").is_visible()
+    expect(page.get_by_role("heading", name="Ärenden")).to_be_visible()
+    expect(page.get_by_text("Olga Oidc")).to_be_visible()
     cookies = {c["name"]: c for c in page.context.cookies()}
     assert cookies["asf_session"]["httpOnly"] is True
     assert page.evaluate("() => document.cookie") == ""  # nothing readable by JavaScript
@@ -92,7 +93,7 @@ def test_sign_in_with_the_provider_then_sign_out(oidc_stack: Stack, page: Any) -
     assert query["post_logout_redirect_uri"] == [f"{base}/signed-out"]
     page.get_by_role("button", name="End session").click()
     page.wait_for_url(f"{base}/signed-out")
-    assert page.get_by_role("heading", name="Du är utloggad").is_visible()
+    expect(page.get_by_role("heading", name="Du är utloggad")).to_be_visible()
     page.goto(f"{base}/caseload")
     assert page.url.startswith(oidc_stack.env["OIDC_ISSUER"])  # signed out for real
 

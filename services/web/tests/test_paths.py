@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from playwright.sync_api import expect
+
 from .browser import sign_in_as
 from .stack import PEOPLE, Stack, company_form, eventually, identity_number, post_form, sign_in
 
@@ -22,7 +24,7 @@ def test_registering_a_participant_with_javascript_off(stack: Stack, browser: An
         page.get_by_role("button", name="Registrera deltagaren").click()
         # The error summary at the top links to each field; the messages sit beside them.
         summary = page.locator(".error-summary")
-        assert summary.is_visible()
+        expect(summary).to_be_visible()
         links = summary.get_by_role("link").all_inner_texts()
         assert any(t.startswith("Personnummer: Kontrollsiffran stämmer inte") for t in links)
         assert any(t.startswith("Anvisad av") for t in links)
@@ -34,7 +36,7 @@ def test_registering_a_participant_with_javascript_off(stack: Stack, browser: An
         page.get_by_role("button", name="Registrera deltagaren").click()
         page.get_by_role("heading", name="Utan Skript").wait_for()
         page.get_by_role("button", name="Starta kartläggning").click()
-        assert page.get_by_text("Ärendet är nu i steget Kartläggning.").is_visible()
+        expect(page.get_by_text("Ärendet är nu i steget Kartläggning.")).to_be_visible()
     finally:
         context.close()
 
@@ -65,7 +67,7 @@ def test_an_emails_link_opens_the_page_after_sign_in(stack: Stack, page: Any) ->
     sign_in_form.get_by_label("Roll").select_option("registry_officer")
     sign_in_form.get_by_role("button", name="Logga in").click()
     page.wait_for_url(re.compile(f"/companies/{company_id}$"))  # … then back to the page
-    assert page.get_by_role("heading", name="Länkens Kooperativ").is_visible()
+    expect(page.get_by_role("heading", name="Länkens Kooperativ")).to_be_visible()
 
 
 def test_the_caseload_updates_itself_from_the_stream(stack: Stack, page: Any) -> None:
@@ -98,5 +100,5 @@ def test_filtering_the_caseload_updates_the_list_in_place(stack: Stack, page: An
     page.get_by_role("button", name="Visa ärenden").click()
     page.wait_for_url(re.compile(r"stage=assessment"))
     page.get_by_text("Ärenden i steget Kartläggning").wait_for()
-    assert page.locator(f"#case-{pid}").is_visible()
+    expect(page.locator(f"#case-{pid}")).to_be_visible()
     assert page.evaluate("() => window.stillTheSamePage === true")  # swapped, not reloaded

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from .browser import sign_in_as
 from .stack import PEOPLE, Stack, company_form, org_number, post_form, sign_in
 
@@ -31,14 +33,14 @@ def test_officer_verifies_a_company_from_the_queue(stack: Stack, page: Any) -> N
     sign_in_as(page, stack.url, PEOPLE["registry_officer"])
     assert page.url.endswith("/review")
     page.get_by_role("link", name="Granskningens Kooperativ").click()
-    assert page.get_by_text("Ja, alla fem kriterierna är uppfyllda").is_visible()
+    expect(page.get_by_text("Ja, alla fem kriterierna är uppfyllda")).to_be_visible()
     page.get_by_label("Godkänn: företaget blir aktivt i registret").check()
     page.get_by_label("Anteckning till beslutet").fill("Stadgar och årsredovisning granskade.")
     page.get_by_role("button", name="Spara beslutet").click()
     page.get_by_text("Företaget är godkänt och aktivt.").wait_for()
     assert page.locator(".lead .tag").inner_text() == "Aktiv"
     # Now only deregistration is offered, with a reason.
-    assert page.get_by_role("button", name="Avregistrera företaget").is_visible()
+    expect(page.get_by_role("button", name="Avregistrera företaget")).to_be_visible()
     assert page.get_by_role("button", name="Spara beslutet").count() == 0
 
 
@@ -69,5 +71,5 @@ def test_csv_import_shows_the_bad_row_and_imports_nothing(stack: Stack, page: An
     page.get_by_label("CSV-fil").set_input_files(str(fixed))
     page.get_by_role("button", name="Importera").click()
     page.get_by_text("2 företag importerades").wait_for()
-    assert page.get_by_role("link", name="Importens Första").is_visible()
-    assert page.get_by_role("link", name="Importens Andra").is_visible()
+    expect(page.get_by_role("link", name="Importens Första")).to_be_visible()
+    expect(page.get_by_role("link", name="Importens Andra")).to_be_visible()

@@ -87,6 +87,7 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
+        observe=runtime.observe,
     )
     app.state.runtime = runtime
     app.state.casework = casework

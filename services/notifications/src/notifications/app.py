@@ -19,7 +19,7 @@ from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
 from asf_kit.runtime import Runtime
 from notifications import api, handlers, mailcatcher
-from notifications.sender import Sweeper
+from notifications.sender import Sweeper, observe_due
 from notifications.service import Notifications
 from notifications.settings import NotificationsSettings
 
@@ -45,6 +45,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         return sweeper.running
 
     runtime.extra_checks["sweeper"] = sweeper_running
+    runtime.observers.append(lambda: observe_due(runtime.pool))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +82,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
+        observe=runtime.observe,
     )
     app.state.runtime = runtime
     app.state.settings = settings

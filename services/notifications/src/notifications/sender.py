@@ -20,7 +20,8 @@ from email.utils import format_datetime
 from types import TracebackType
 
 import aiosmtplib
-from prometheus_client import Counter, Gauge
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
 
 from asf_kit import telemetry
 from asf_kit.logging import bound_contextvars, get_logger
@@ -38,7 +39,24 @@ EMAILS = Counter("notifications_email_attempts_total", "SMTP attempts by outcome
 CONNECTIONS = Counter("notifications_smtp_connections_total", "SMTP connections opened",
                       ["outcome"])
 DELIVERIES = Gauge("notifications_deliveries", "Deliveries by status", ["status"])
+EMAIL_LATENCY = Histogram(
+    "notifications_email_delivery_seconds",
+    "From the delivery stored (in the transaction that consumed its event) to the SMTP "
+    "server accepting the email",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600),
+)
 STATUSES = ("pending", "sending", "sent", "retrying", "failed", "skipped")
+OLDEST_DUE = Gauge(
+    "notifications_oldest_due_delivery_age_seconds",
+    "How long the oldest delivery that is due has waited for the sweeper; 0 when none",
+)
+
+
+async def observe_due(pool: asyncpg.Pool) -> None:
+    """For a scrape: a sweeper that runs but sends nothing shows as a growing age."""
+    async with pool.acquire(timeout=3) as conn:
+        due_in = await store.seconds_to_next_due(conn)
+    OLDEST_DUE.set(max(0.0, -due_in) if due_in is not None else 0.0)
 
 
 def build_message(settings: NotificationsSettings, c: Claimed) -> EmailMessage:
@@ -248,6 +266,7 @@ class Sweeper(Worker):
             async with self._runtime.pool.acquire() as conn:
                 recorded = await store.finish_attempt(conn, c, status, error, retry_in)
             if status == "sent":
+                EMAIL_LATENCY.observe((datetime.now(UTC) - c.created_at).total_seconds())
                 log.info("email sent", recorded=recorded)
             else:
                 log.warning("email not sent", status=status, error=error,

@@ -525,6 +525,7 @@ class Claimed:
     message_id: str
     attempts: int
     traceparent: str | None
+    created_at: datetime
 
 
 async def claim_due(
@@ -549,7 +550,7 @@ async def claim_due(
         ) due
         WHERE d.id = due.id
         RETURNING d.id, d.recipient, d.subject, d.text_body, d.html_body, d.message_id,
-                  d.attempts, d.traceparent
+                  d.attempts, d.traceparent, d.created_at
         """,
         batch, sending_timeout,
     )

@@ -59,6 +59,7 @@ def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now)
         settings=settings,
         lifespan=lifespan,
         readiness=runtime.readiness,
+        observe=runtime.observe,
     )
     app.state.runtime = runtime
     app.state.registry = registry

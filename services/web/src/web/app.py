@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asf_kit import context, telemetry
+from asf_kit import context, observe, telemetry
 from asf_kit.http import RequestContextMiddleware
 from asf_kit.logging import get_logger
 from web import errors, i18n, oidc
@@ -65,15 +65,19 @@ def create_app(settings: WebSettings | None = None,
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    async def readiness() -> dict[str, bool]:
+        return {api.name: await api.reachable() for api in apis.all()}
+
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        checks = {api.name: await api.reachable() for api in apis.all()}
+        checks = await readiness()
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        observe.record_readiness(await readiness())  # readiness_check{check=<api>}
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
