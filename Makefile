@@ -70,8 +70,9 @@ test-containers: install
 	@eval "$$(python3 deploy/containers.py test-env)" && $(UV) run pytest $(PYTEST_ARGS); \
 	status=$$?; python3 deploy/containers.py stop-api; exit $$status
 
-# A new service in the one shape, entered in pyproject, compose and Kubernetes, with a health
-# test: make new-service NAME=billing [PORT=8004] (scaffold/new_service.py, scaffold/template/).
+# A new service in the one shape, entered in pyproject, compose and Kubernetes (a unit of its
+# own), with a health test: make new-service NAME=billing [PORT=8004] (scaffold/new_service.py,
+# scaffold/template/).
 new-service: install
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=<name> [PORT=<port>]" >&2; exit 2; }
 	$(UV) run python scaffold/new_service.py $(NAME) $(if $(PORT),--port $(PORT))

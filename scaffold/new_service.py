@@ -10,8 +10,8 @@ repository lists its services:
   cli, settings) and `tests/test_health.py` (it starts as a process and answers);
 - the root `pyproject.toml`: the root's dependencies and sources, ruff's first-party names,
   mypy's paths and pytest's test paths;
-- `deploy/compose.yaml`, and Kubernetes in the layout the repository has (`deploy/k8s/`: a
-  unit per service with its NetworkPolicies in `platform/`, or the one base and overlay).
+- `deploy/compose.yaml`; its own Kubernetes unit (`deploy/k8s/<name>/base` and `production`)
+  and its NetworkPolicies in `deploy/k8s/platform`.
 
 Then `uv lock` and `uv sync` (the make target runs both). What it leaves to whoever fills
 the service in is printed at the end.
@@ -113,8 +113,6 @@ def next_port(root: Path) -> int:
 # --- writing -------------------------------------------------------------------------------
 
 
-def write_service(root: Path, v: dict[str, str]) -> list[Path]:
-    return _render_tree(TEMPLATE / "service", root / "services" / v["name"], v)
 
 
 def _edit(path: Path, change: Callable[[str], str]) -> None:
@@ -163,24 +161,10 @@ def enter_in_pyproject(root: Path, v: dict[str, str]) -> None:
 
 
 def enter_in_compose(root: Path, v: dict[str, str]) -> None:
-    """A block like the registry's, before `volumes:`: with the databases' password and the
-    loopback ports where the compose file has them (`x-depends`), plain otherwise."""
-    path = root / "deploy" / "compose.yaml"
-    style = "unit" if "x-depends: &depends" in path.read_text() else "base"
-    block = render((TEMPLATE / "deploy" / f"compose-{style}.yaml.tmpl").read_text(), v)
-    _edit(path, lambda text: text.replace("\nvolumes:\n", f"\n{block.rstrip()}\n\nvolumes:\n", 1))
-
-
-def enter_in_kubernetes(root: Path, v: dict[str, str]) -> list[Path]:
-    """Kubernetes in whichever layout the repository has: a unit of its own per service
-    (`deploy/k8s/<service>/{base,production}` beside `platform/`), or one base and one
-    production overlay for all."""
-    k8s = root / "deploy" / "k8s"
-    if (k8s / "platform").is_dir():
-        return _kubernetes_unit(k8s, v)
-    if (k8s / "base" / "kustomization.yaml").exists():
-        return _kubernetes_base(k8s, v)
-    raise Refused("deploy/k8s: neither platform/ with a unit per service nor base/")
+    """A block like the registry's, before `volumes:`."""
+    block = render((TEMPLATE / "deploy" / "compose.yaml.tmpl").read_text(), v)
+    _edit(root / "deploy" / "compose.yaml",
+          lambda text: text.replace("\nvolumes:\n", f"\n{block.rstrip()}\n\nvolumes:\n", 1))
 
 
 def _render_tree(source: Path, target: Path, v: dict[str, str]) -> list[Path]:
@@ -193,50 +177,30 @@ def _render_tree(source: Path, target: Path, v: dict[str, str]) -> list[Path]:
     return written
 
 
-def _kubernetes_unit(k8s: Path, v: dict[str, str]) -> list[Path]:
-    """`deploy/k8s/<name>/base` and `production`, and in the platform its NetworkPolicies
-    (its own database and the broker; scraped by Prometheus) and its place among those
-    that may reach the broker and fetch the identity provider's keys."""
+def enter_in_kubernetes(root: Path, v: dict[str, str]) -> list[Path]:
+    """Its own unit, `deploy/k8s/<name>/base` and `production`, and in the platform its
+    NetworkPolicies (its own database and the broker; the web app and Prometheus in) and its
+    place among those that may reach the broker and fetch the identity provider's keys."""
     name = v["name"]
+    k8s = root / "deploy" / "k8s"
     if (k8s / name).exists():
         raise Refused(f"deploy/k8s/{name} exists already")
-    written = _render_tree(TEMPLATE / "deploy" / "k8s-unit", k8s / name, v)
-    policies = k8s / "platform" / "networkpolicies.yaml"
-    extra = render((TEMPLATE / "deploy" / "networkpolicies-unit.yaml.tmpl").read_text(), v)
+    written = _render_tree(TEMPLATE / "deploy" / "k8s", k8s / name, v)
+    extra = render((TEMPLATE / "deploy" / "networkpolicies.yaml.tmpl").read_text(), v)
 
     def change(text: str) -> str:
-        # the lists of pods that fetch the JWKS and that reach the broker
+        # the lists of the pods that reach the broker and that fetch the JWKS
         text = re.sub(r"(values: \[registry, casework, notifications)(, web)?\]",
                       lambda m: f"{m.group(1)}, {name}{m.group(2) or ''}]", text)
         return text.rstrip("\n") + "\n" + extra
 
-    _edit(policies, change)
-    return written
-
-
-def _kubernetes_base(k8s: Path, v: dict[str, str]) -> list[Path]:
-    """One Deployment, Service, HPA, PodDisruptionBudget and ConfigMap in the base, and the
-    image pinned in the production overlay."""
-    name = v["name"]
-    folder = k8s / "base" / name
-    if folder.exists():
-        raise Refused(f"deploy/k8s/base/{name} exists already")
-    written = _render_tree(TEMPLATE / "deploy" / "k8s-base", folder, v)
-    order = ["deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "configmap.yaml"]
-    kinds = sorted((p.name for p in written), key=order.index)
-    lines = "".join(f"  - {name}/{kind}\n" for kind in kinds)
-    _edit(k8s / "base" / "kustomization.yaml", lambda text: text.rstrip("\n") + "\n" + lines)
-    image = (f'  - {{name: asf-samverkan/{name}, newName: registry.example.se/asf-samverkan/'
-             f'{name}, newTag: "0.1.0"}}\n')
-    _edit(k8s / "overlays" / "production" / "kustomization.yaml",
-          lambda text: re.sub(r"(^images:\n(?:  - .*\n)+)", lambda m: m.group(1) + image, text,
-                              count=1, flags=re.M))
+    _edit(k8s / "platform" / "networkpolicies.yaml", change)
     return written
 
 
 NEXT_STEPS = """\
-{name}: services/{name}/ on port {port}, in pyproject.toml, deploy/compose.yaml and
-deploy/k8s (base and production). Next:
+{name}: services/{name}/ on port {port}, in pyproject.toml, deploy/compose.yaml,
+deploy/k8s/{name}/ and deploy/k8s/platform. Next:
   uv lock && uv sync                      (make new-service has done both)
   uv run pytest services/{name}/tests      (it starts and answers /healthz and /readyz)
 Then, as the service grows:
@@ -245,7 +209,9 @@ Then, as the service grows:
   - an event it publishes: in contracts/ (uv run python -m asf_contracts.schemas --release);
   - an event it consumes: handlers.py, then {name} in deploy/rabbitmq/generate.py;
   - a setting production needs: the Kubernetes ConfigMap or a secret ({name}-secrets);
-  - make run starts the services deploy/run_local.py lists: add {name} there.
+  - make run starts the services deploy/run_local.py lists: add {name} there;
+  - its dashboard (deploy/monitoring/dashboards.py) and, with a tests/smoke.py, the rolling
+    migration check (tests/operations/test_rolling_migrations.py) list their services too.
 """
 
 
@@ -261,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         port = args.port if args.port is not None else next_port(root)
         check_port(root, port)
         v = values(args.name, port)
-        write_service(root, v)
+        _render_tree(TEMPLATE / "service", root / "services" / args.name, v)
         enter_in_pyproject(root, v)
         enter_in_compose(root, v)
         enter_in_kubernetes(root, v)

@@ -10,11 +10,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
+import kubernetes_validate
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +40,26 @@ def test_the_template_dockerfile_is_the_services_own(service: str) -> None:
     template = (new.TEMPLATE / "service" / "Dockerfile.tmpl").read_text()
     rendered = new.render(template, new.values(service, port))
     assert rendered == (ROOT / "services" / service / "Dockerfile").read_text()
+
+
+def without_comments(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+
+
+@pytest.mark.fast
+def test_the_template_kubernetes_unit_is_the_registrys_own() -> None:
+    """Rendered for the registry, the unit template gives the registry's unit but for
+    comments (the registry's own drain time is explained in its own words)."""
+    new = scaffold()
+    source = new.TEMPLATE / "deploy" / "k8s"
+    templates = sorted(source.rglob("*.tmpl"))
+    unit = ROOT / "deploy" / "k8s" / "registry"
+    assert {str(t.relative_to(source)).removesuffix(".tmpl") for t in templates} == {
+        str(f.relative_to(unit)) for f in unit.rglob("*") if f.is_file()}
+    for template in templates:
+        rendered = new.render(template.read_text(), new.values("registry", 8001))
+        own = (unit / str(template.relative_to(source)).removesuffix(".tmpl")).read_text()
+        assert without_comments(rendered) == without_comments(own), template.name
 
 
 @pytest.mark.fast
@@ -70,19 +92,12 @@ def uv() -> str:
     return found
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Path]:
-    """A copy of the repository, thrown away afterwards (with the virtualenv made in it)."""
-    try:
-        yield copy_of_the_repository(tmp_path / "repo")
-    finally:
-        shutil.rmtree(tmp_path / "repo", ignore_errors=True)
-
-
-@pytest.mark.timeout(900)
-def test_a_scaffolded_service_passes_ruff_mypy_and_its_own_health_test(
-    repo: Path, postgres_url: str, broker_url: str
-) -> None:
+@pytest.fixture(scope="module")
+def scaffolded(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, broker_url: str
+               ) -> Iterator[tuple[Path, Callable[..., str]]]:
+    """A copy of the repository with `billing` scaffolded and installed in a virtualenv of its
+    own; thrown away afterwards."""
+    repo = copy_of_the_repository(tmp_path_factory.mktemp("scaffold") / "repo")
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "TEST_DATABASE_URL": postgres_url,
            "TEST_BROKER_URL": broker_url}
     env.pop("VIRTUAL_ENV", None)
@@ -93,14 +108,24 @@ def test_a_scaffolded_service_passes_ruff_mypy_and_its_own_health_test(
         assert done.returncode == 0, f"{' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    said = run(sys.executable, str(repo / "scaffold" / "new_service.py"), "billing",
-               "--port", "8090")
-    assert "services/billing/ on port 8090" in said
-    run(uv(), "lock", "--offline")
-    run(uv(), "sync", "--frozen", "--offline")
+    try:
+        said = run(sys.executable, str(repo / "scaffold" / "new_service.py"), "billing",
+                   "--port", "8090")
+        assert "services/billing/ on port 8090" in said
+        run(uv(), "lock", "--offline")
+        run(uv(), "sync", "--frozen", "--offline")
+        yield repo, run
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
+
+
+@pytest.mark.timeout(900)
+def test_a_scaffolded_service_passes_ruff_mypy_and_its_own_health_test(
+    scaffolded: tuple[Path, Callable[..., str]],
+) -> None:
+    repo, run = scaffolded
     venv = repo / ".venv" / "bin"
     assert (venv / "billing").exists()  # the service's command, from its pyproject
-
     run(str(venv / "ruff"), "check", ".")
     run(str(venv / "mypy"), "services/billing/src")
     tests = run(str(venv / "python"), "-m", "pytest", "-q", "-p", "no:schemathesis",
@@ -113,3 +138,43 @@ def test_a_scaffolded_service_passes_ruff_mypy_and_its_own_health_test(
     collected = run(str(venv / "python"), "-m", "pytest", "--collect-only", "-q",
                     "-p", "no:schemathesis", "-p", "no:cacheprovider")
     assert "services/billing/tests/test_health.py::test_it_starts" in collected
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with kustomize) is not installed")
+def test_a_scaffolded_service_has_its_own_kubernetes_unit_and_network_policies(
+    scaffolded: tuple[Path, Callable[..., str]],
+) -> None:
+    """Rendered by `kubectl kustomize` and valid Kubernetes 1.33: the unit holds billing and
+    nothing else; the platform lets it reach its database and the broker, and nothing more."""
+    _, run = scaffolded
+    assert KUBECTL is not None
+    for path in ("billing/base", "billing/production", "platform"):
+        docs = [d for d in yaml.safe_load_all(run(KUBECTL, "kustomize", f"deploy/k8s/{path}"))
+                if d]
+        for doc in docs:
+            kubernetes_validate.validate(doc, "1.33.0", strict=True)
+        if path == "billing/production":
+            assert {d["kind"] for d in docs} == {"Deployment", "Service", "ConfigMap",
+                                                 "HorizontalPodAutoscaler",
+                                                 "PodDisruptionBudget"}
+            for doc in docs:
+                assert doc["metadata"]["namespace"] == "asf-samverkan"
+                assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "billing"
+            [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+            [container] = deployment["spec"]["template"]["spec"]["containers"]
+            assert container["image"].endswith("/asf-samverkan/billing:0.1.0")
+            assert container["ports"] == [{"name": "http", "containerPort": 8090}]
+        if path == "platform":
+            policies = {d["metadata"]["name"]: d["spec"] for d in docs
+                        if d["kind"] == "NetworkPolicy"}
+            egress = policies["billing"]["egress"]
+            assert [t["to"][0]["podSelector"]["matchLabels"] for t in egress] == [
+                {"asf-samverkan/database": "billing"}, {"app.kubernetes.io/name": "rabbitmq"}]
+            database = policies["billing-database"]["ingress"][0]["from"]
+            assert database == [{"podSelector": {"matchLabels": {
+                "app.kubernetes.io/name": "billing"}}}]
+            broker = policies["rabbitmq"]["ingress"][0]["from"][0]["podSelector"]
+            assert "billing" in broker["matchExpressions"][0]["values"]
