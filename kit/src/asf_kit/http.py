@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asf_contracts.schemas import asyncapi
-from asf_kit import context, problems, telemetry
+from asf_kit import context, openapi, problems, telemetry
 from asf_kit.auth import TokenVerifier
 from asf_kit.logging import bound_contextvars, get_logger
 from asf_kit.settings import ServiceSettings
@@ -33,6 +34,13 @@ HTTP_LATENCY = Histogram(
 )
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+class ReadinessReport(BaseModel):
+    """`/readyz`: each check and whether it passed."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, bool]
 
 
 class RequestContextMiddleware:
@@ -133,10 +141,13 @@ def create_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]],
     readiness: Readiness,
     observe: Callable[[], Awaitable[None]] | None = None,
+    links: Iterable[openapi.Link] = (),
 ) -> FastAPI:
     """The service's FastAPI app: operations routes, middleware, problem details, and the
     token verifier (`app.state.verifier`, its JWKS refresh run around `lifespan`); `observe`
-    refreshes the state gauges (readiness, outbox, queues) before each `/metrics` answer.
+    refreshes the state gauges (readiness, outbox, queues) before each `/metrics` answer;
+    `links` lead from what creates a resource to what reads or changes it in `/openapi.json`
+    (`asf_kit.openapi`).
 
     Raises `UnsafeForProduction` when the settings must not run in production."""
     settings.require_safe_for_production()
@@ -153,12 +164,9 @@ def create_app(
 
     app = FastAPI(
         title=title, version=version, description=description, lifespan=lifespan_with_keys,
-        responses={
-            401: {"model": problems.ProblemDetail, "description": "No token or a bad one"},
-            422: {"model": problems.ProblemDetail,
-                  "description": "Bad input; `errors` names each field"},
-        },
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app, links)
     app.state.verifier = verifier
     problems.install(app)
     if settings.cors_origins:
@@ -173,7 +181,9 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Database, broker and consumers are up")
+    @app.get("/readyz", tags=["operations"], summary="Database, broker and consumers are up",
+             response_model=ReadinessReport,
+             responses={503: {"model": ReadinessReport, "description": "Not ready"}})
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ok = all(checks.values())

@@ -14,6 +14,7 @@ from asf_contracts.topology import ServiceQueues
 from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
+from asf_kit.openapi import Link
 from asf_kit.runtime import Runtime
 from asf_kit.worker import Periodic
 from casework import api, attendance_api, handlers, plan_api
@@ -88,6 +89,8 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=runtime.readiness,
         observe=runtime.observe,
+        links=[Link("POST /participants", "participant_id"),
+               Link("POST /participants/{participant_id}/placements", "placement_id")],
     )
     app.state.runtime = runtime
     app.state.casework = casework

@@ -17,6 +17,7 @@ from asf_contracts.topology import ServiceQueues
 from asf_kit import http, telemetry
 from asf_kit.consumer import EventConsumer
 from asf_kit.logging import get_logger
+from asf_kit.openapi import Link
 from asf_kit.runtime import Runtime
 from notifications import api, handlers, mailcatcher
 from notifications.sender import Sweeper, observe_due
@@ -83,6 +84,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=runtime.readiness,
         observe=runtime.observe,
+        links=[Link("POST /contacts", "contact_id"),
+               Link("POST /subscriptions", "subscription_id"),
+               Link("POST /templates/{name}/versions", "version", field="version")],
     )
     app.state.runtime = runtime
     app.state.settings = settings

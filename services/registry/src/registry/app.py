@@ -10,6 +10,7 @@ from importlib.metadata import version as _dist_version
 from fastapi import FastAPI
 
 from asf_kit import http, telemetry
+from asf_kit.openapi import Link
 from asf_kit.runtime import Runtime
 from asf_kit.worker import Periodic
 from registry import api, public_api
@@ -60,6 +61,8 @@ def create_app(settings: RegistrySettings | None = None, clock: Clock = utc_now)
         lifespan=lifespan,
         readiness=runtime.readiness,
         observe=runtime.observe,
+        links=[Link("POST /companies", "company_id"),
+               Link("POST /learning-examples", "example_id")],
     )
     app.state.runtime = runtime
     app.state.registry = registry
