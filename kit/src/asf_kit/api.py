@@ -19,8 +19,12 @@ def _pool(request: Request) -> asyncpg.Pool:
 
 Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-IfMatch = Annotated[str | None, Header(description='The version read, e.g. "3"')]
+Cursor = Annotated[str | None, Query(
+    description="next_cursor of the previous page (only a value this API returned)",
+    json_schema_extra={"pattern": r"^[A-Za-z0-9_-]*$"})]
+IF_MATCH_PATTERN = r'^(W/)?"?[0-9]+"?$'
+IfMatch = Annotated[str | None, Header(description='The version read, e.g. "3"',
+                                       json_schema_extra={"pattern": IF_MATCH_PATTERN})]
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 FastAPI's generated document is the source; `install(app)` refines it in one pass:
 
+- a parameter's schema is the value sent (never `null`, which a query cannot carry);
 - every error response is `application/problem+json` with the `ProblemDetail` schema
   (`errors` names each bad field), whatever status it is;
 - the statuses the shared shell answers are documented by rule, not by hand: 401 where a
@@ -118,7 +119,7 @@ def _own_shape(response: dict[str, Any] | None) -> bool:
     """A declared error response with a body of its own, not a problem (`/readyz`'s 503)."""
     for media in (response or {}).get("content", {}).values():
         ref = media.get("schema", {}).get("$ref", "")
-        if ref and not ref.endswith("/ProblemDetail"):
+        if ref and not ref.endswith(("/ProblemDetail", "/HTTPValidationError")):
             return True
     return False
 
@@ -146,10 +147,22 @@ def refine(doc: dict[str, Any], links: Iterable[Link] = ()) -> dict[str, Any]:
                 raise ValueError(f"operation id {op['operationId']} of {where} is also "
                                  f"{seen[op['operationId']]}'s")
             seen[op["operationId"]] = where
+            _parameters(op)
             _responses(op)
     for link in links:
         _link(doc, link)
     return doc
+
+
+def _parameters(op: dict[str, Any]) -> None:
+    """A parameter is there or not: `null` (FastAPI's `anyOf` for `str | None`) cannot be
+    sent in a query or a header, so the schema is the present value's."""
+    for param in op.get("parameters", []):
+        schema = param.get("schema", {})
+        branches = [b for b in schema.get("anyOf", []) if b.get("type") != "null"]
+        if "anyOf" in schema and len(branches) == 1:
+            del schema["anyOf"]
+            schema.update({**branches[0], **schema})
 
 
 def _responses(op: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from asf_kit.logging import get_logger
 from asf_kit.rules import RuleError
@@ -147,6 +148,17 @@ _TITLES = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at this path (Starlette's own 405 names
+    only the first route's, e.g. POST where GET and POST are two routes)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and isinstance(route, BaseRoute):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Turn every error, expected or not, into a problem document."""
 
@@ -163,13 +175,14 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError | PydanticValidationError)
         return problem_response(validation_problem(exc.errors()))
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         title = _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(
-            Problem(exc.status_code, title, detail, headers=dict(exc.headers or {}) or None)
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(Problem(exc.status_code, title, detail, headers=headers or None))
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", error_type=type(exc).__name__)
