@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import Principal, Role, require
+from asf_kit.fields import Day
 from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, time_cursor
 from asf_kit.problems import invalid
 from casework.domain import FollowUp, FollowUpStatus, Placement
@@ -29,7 +30,7 @@ from casework.inputs import (
     Stage,
     TransitionIn,
 )
-from casework.outcomes import Outcomes
+from casework.outcomes import FIRST_DAY_PATTERN, LAST_DAY_PATTERN, Outcomes
 from casework.scope import may_read_stats, scope_of
 from casework.service import Casework
 from casework.stream import CaseStream
@@ -212,8 +213,10 @@ async def outcomes(
     service: Service,
     who: StatsReader,
     municipality_code: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[Day | None, Query(alias="from", description="The first day of a month",
+                                       json_schema_extra={"pattern": FIRST_DAY_PATTERN})] = None,
+    to: Annotated[Day | None, Query(description="The last day of a month",
+                                    json_schema_extra={"pattern": LAST_DAY_PATTERN})] = None,
 ) -> Outcomes:
     """Outcome figures (counts only, never a person). An analyst sees every municipality;
     a case worker their own. `from` and `to` cover whole calendar months; a count from 1 to
@@ -261,7 +264,7 @@ async def follow_ups(
     service: Service,
     who: CaseWorker,
     assigned_to: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f]+$")] = None,
-    due_before: Annotated[date | None, Query(description="due strictly before this day")] = None,
+    due_before: Annotated[Day | None, Query(description="due strictly before this day")] = None,
     status: Annotated[FollowUpStatus | None, Query(
         description="`due` (open, the day has come), `upcoming`, `recorded` or `cancelled`; "
         "all but the cancelled when left out")] = None,

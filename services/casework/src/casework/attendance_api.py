@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from asf_kit.api import Cursor, Limit, problems
 from asf_kit.auth import Principal, Role
+from asf_kit.fields import Day
 from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor, time_cursor
 from asf_kit.problems import invalid
 from casework.api import CaseWorker, _signed_in
@@ -108,9 +109,9 @@ async def report_attendance(placement_id: UUID, date: dt.date, body: AttendanceI
 @router.get("/placements/{placement_id}/attendance", tags=["attendance"], responses=_errors)
 async def attendance(
     placement_id: UUID, service: Service, who: RepOrCaseWorker,
-    from_: Annotated[dt.date | None, Query(alias="from",
+    from_: Annotated[Day | None, Query(alias="from",
                                            description="The month of `to` by default")] = None,
-    to: Annotated[dt.date | None, Query(description="Today by default")] = None,
+    to: Annotated[Day | None, Query(description="Today by default")] = None,
 ) -> AttendancePage:
     """The days reported for a placement, oldest first, with the months already closed.
     The placement's company rep and its municipality's case workers; at most 366 days."""

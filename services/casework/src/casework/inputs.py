@@ -13,13 +13,14 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
+    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 from stdnum import luhn
 
-from asf_kit.fields import Email, Input
+from asf_kit.fields import DATE_1900_2100, Documented, Email, Input, not_null
 
 Stage = Literal["referred", "assessment", "in_training", "employed", "closed"]
 STAGES: tuple[Stage, ...] = ("referred", "assessment", "in_training", "employed", "closed")
@@ -49,7 +50,14 @@ EmploymentForm = Literal[
 # --- values -----------------------------------------------------------------------------
 
 _IDENTITY = re.compile(r"^([0-9]{2})?([0-9]{6})([-+]?)([0-9]{4})$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
+IDENTITY_PATTERN = (r"^([0-9]{2})?[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]"
+                    r"|9[01])[-+]?[0-9]{4}$")
+"""`_IDENTITY` with a month and a day (samordningsnummer: day + 60) that can be, for the
+OpenAPI document; the check digit, the date itself and not in the future are checked too."""
+PHONE_PATTERN = r"^\+?[0-9][0-9 \-()]{4,24}$"
+_PHONE = re.compile(PHONE_PATTERN)
+PLAIN_PATTERN = r"^(?!\s*$)[^\x00-\x1f\x7f]*$"
+"""`_plain` for the document: no control character at all, and not blank."""
 
 
 def normalize_identity_number(value: str, today: date | None = None) -> str:
@@ -109,13 +117,19 @@ def _sane(value: date) -> date:
     return value
 
 
-CaseDate = Annotated[date, AfterValidator(_sane)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain)]
+CaseDate = Annotated[date, AfterValidator(_sane), Documented(pattern=DATE_1900_2100)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_plain),
+                      Documented(pattern=PLAIN_PATTERN)]
 IdentityNumber = Annotated[
-    str, Field(examples=["19900101-0017"]), AfterValidator(normalize_identity_number)
+    str, Field(examples=["19900101-0017"]), AfterValidator(normalize_identity_number),
+    Documented(pattern=IDENTITY_PATTERN, description="Personnummer or samordningsnummer, "
+               "YYMMDD-NNNN or YYYYMMDD-NNNN (the dash may be left out, + for 100 or older); "
+               "its Luhn check digit and its date (not in the future) are checked too, which "
+               "the schema cannot say"),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain)]
-Phone = Annotated[str | None, AfterValidator(_phone)]
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain),
+                 Documented(pattern=PLAIN_PATTERN)]
+Phone = Annotated[str | None, AfterValidator(_phone), Documented(pattern=PHONE_PATTERN)]
 
 
 # --- input ------------------------------------------------------------------------------
@@ -146,15 +160,17 @@ class ParticipantPatch(Input):
     """A correction: only the fields given change; `phone` and `email` may be set to null.
     The identity number never changes (a new person is a new referral)."""
 
-    given_name: Name | None = None
-    family_name: Name | None = None
+    given_name: Name | None = Field(default=None, json_schema_extra=not_null)
+    family_name: Name | None = Field(default=None, json_schema_extra=not_null)
     phone: Phone = None
     email: Email | None = None
-    referral_source: ReferralSource | None = None
+    referral_source: ReferralSource | None = Field(default=None, json_schema_extra=not_null)
     assigned_to: ShortText | None = Field(
-        default=None, description="A case worker of the same municipality (`sub`)")
+        default=None, description="A case worker of the same municipality (`sub`)",
+        json_schema_extra=not_null)
     personal_identity_number: str | None = Field(
-        default=None, description="Refused: the identity number does not change")
+        default=None, description="Refused whatever it says: the identity number does not "
+        "change", json_schema_extra={"not": {}})
     version: int | None = Field(default=None, description="The version read, if not in If-Match")
 
     @field_validator("given_name", "family_name", "referral_source", "assigned_to")
@@ -181,6 +197,13 @@ PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "pho
 
 
 class EmploymentIn(Input):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["employer_company_id"],
+         "properties": {"employer_company_id": {"type": "string", "format": "uuid"}}},
+        {"required": ["employer_name"],
+         "properties": {"employer_name": {"type": "string", "pattern": PLAIN_PATTERN}}},
+    ]})
+
     form: EmploymentForm
     employer_company_id: UUID | None = Field(default=None, description="An ASF in the registry")
     employer_name: ShortText | None = None
@@ -195,6 +218,18 @@ class EmploymentIn(Input):
 
 class TransitionIn(Input):
     """`{"to": stage}`, with `exit_reason` when closing and `employment` when employed."""
+
+    # what `_extras` and the case's rule (exit_reason required when closing) say, by `to`
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"properties": {"to": {"const": "closed"}}},
+         "then": {"required": ["exit_reason"], "properties": {
+             "exit_reason": {"type": "string"}}},
+         "else": {"properties": {"exit_reason": {"type": "null"}}}},
+        {"if": {"properties": {"to": {"const": "employed"}}},
+         "then": {"required": ["employment"], "properties": {
+             "employment": {"type": "object"}}},
+         "else": {"properties": {"employment": {"type": "null"}}}},
+    ]})
 
     to: Stage
     exit_reason: ExitReason | None = None

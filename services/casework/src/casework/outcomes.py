@@ -127,6 +127,15 @@ class OutcomeCounts:
 # --- the period -------------------------------------------------------------------------
 
 
+FIRST_DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-01$"
+_LEAP = r"([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)"
+_COMMON = r"([0-9]{2}([02468][1235679]|[13579][01345789])|([02468][1235679]|[13579][01345789])00)"
+LAST_DAY_PATTERN = (rf"^([0-9]{{4}}-(01|03|05|07|08|10|12)-31|[0-9]{{4}}-(04|06|09|11)-30"
+                    rf"|{_LEAP}-02-29|{_COMMON}-02-28)$")
+"""`check_period`'s rules for the OpenAPI document: a first day; a last day (Gregorian leap
+years: every fourth, not a century unless it divides by 400)."""
+
+
 def check_period(start: date | None, end: date | None) -> None:
     """Whole calendar months only: `from` a first day, `to` a last day (422 otherwise)."""
     errors = []

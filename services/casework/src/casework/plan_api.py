@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
+from asf_kit.fields import Day
 from asf_kit.pagination import DEFAULT_LIMIT, Page, decode_cursor
 from asf_kit.problems import invalid
 from asf_kit.uow import expected_version
@@ -89,7 +90,7 @@ async def plans_due(
     service: Plans,
     who: CaseWorker,
     assigned_to: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f]+$")] = None,
-    due_before: Annotated[dt.date | None, Query(
+    due_before: Annotated[Day | None, Query(
         description="Only reviews dated before this day (tomorrow: everything due today)")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from asf_contracts import registry as reg
-from asf_kit.fields import Email, Input
+from asf_kit.fields import Documented, Email, Input, not_null
 from asf_kit.rules import RuleError
 from notifications.mail_templates import Locale
 
@@ -37,7 +37,8 @@ DIGEST_TEMPLATE = "daily_digest"
 DIGEST_EVENT_TYPE = "notifications.daily_digest"
 _DIGEST_NAMESPACE = UUID("6f1c1c38-6a51-4c2e-9d47-2f7c4b1d9a10")
 
-_ROLE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+ROLE_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+_ROLE = re.compile(ROLE_PATTERN)
 
 
 def _check_role(value: str) -> str:
@@ -46,7 +47,7 @@ def _check_role(value: str) -> str:
     return value
 
 
-RoleName = Annotated[str, AfterValidator(_check_role)]
+RoleName = Annotated[str, AfterValidator(_check_role), Documented(pattern=ROLE_PATTERN)]
 MunicipalityCode = Annotated[str, Field(pattern=r"^\d{4}$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Subject = Annotated[str, Field(min_length=1, max_length=200)]
@@ -68,14 +69,14 @@ class ContactIn(Input):
 
 
 class ContactPatch(Input):
-    name: Name | None = None
-    email: Email | None = None
-    role: RoleName | None = None
+    name: Name | None = Field(default=None, json_schema_extra=not_null)
+    email: Email | None = Field(default=None, json_schema_extra=not_null)
+    role: RoleName | None = Field(default=None, json_schema_extra=not_null)
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
     subject: Subject | None = None
-    locale: Locale | None = None
-    active: bool | None = None
+    locale: Locale | None = Field(default=None, json_schema_extra=not_null)
+    active: bool | None = Field(default=None, json_schema_extra=not_null)
     version: int | None = Field(default=None, ge=1, description="The version you read")
 
 
@@ -108,7 +109,48 @@ def check_contact(c: Contact) -> None:
                                  "message": "required for a case worker"}])
 
 
+def _routes(schema: dict[str, Any], *, new: bool) -> None:
+    """What `service._checked_subscription` holds a subscription to, in its schema: an event
+    notifications receives and has a template for, one of that event's templates, and (a new
+    one) a contact or a role, not both. (Read when the document is made: `routing` imports
+    this module.)"""
+    from notifications.routing import ROUTED_EVENTS
+
+    props = schema["properties"]
+    routed_with_templates = {e: r for e, r in ROUTED_EVENTS.items() if r.templates}
+    events = sorted(routed_with_templates)
+    templates = sorted(t.name for r in ROUTED_EVENTS.values() for t in r.templates)
+    for name, values in (("event_type", events), ("template", templates)):
+        branches = props[name].get("anyOf", [props[name]])
+        for branch in branches:
+            if branch.get("type") == "string":
+                branch["enum"] = values
+    schema["allOf"] = [
+        {"if": {"required": ["event_type"], "properties": {"event_type": {"const": event}}},
+         "then": {"properties": {"template": {"anyOf": [
+             {"enum": [t.name for t in routed.templates]}, {"type": "null"}]}}}}
+        for event, routed in sorted(routed_with_templates.items())
+    ]
+    if new:
+        schema["oneOf"] = [
+            {"required": ["contact_id"], "properties": {
+                "contact_id": {"type": "string", "format": "uuid"}, "role": {"type": "null"}}},
+            {"required": ["role"], "properties": {
+                "role": {"type": "string"}, "contact_id": {"type": "null"}}},
+        ]
+
+
+def _new_subscription(schema: dict[str, Any]) -> None:
+    _routes(schema, new=True)
+
+
+def _subscription_patch(schema: dict[str, Any]) -> None:
+    _routes(schema, new=False)
+
+
 class SubscriptionIn(Input):
+    model_config = ConfigDict(json_schema_extra=_new_subscription)
+
     event_type: str = Field(examples=[reg.LEARNING_EXAMPLE_SUBMITTED])
     contact_id: UUID | None = None
     role: RoleName | None = Field(
@@ -123,13 +165,15 @@ class SubscriptionIn(Input):
 
 
 class SubscriptionPatch(Input):
-    event_type: str | None = None
+    model_config = ConfigDict(json_schema_extra=_subscription_patch)
+
+    event_type: str | None = Field(default=None, json_schema_extra=not_null)
     contact_id: UUID | None = None
     role: RoleName | None = None
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
-    mode: Mode | None = None
-    template: str | None = None
+    mode: Mode | None = Field(default=None, json_schema_extra=not_null)
+    template: str | None = Field(default=None, json_schema_extra=not_null)
     version: int | None = Field(default=None, ge=1, description="The version you read")
 
 

@@ -8,11 +8,11 @@ from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AfterValidator, BaseModel
+from pydantic import BaseModel
 
 from asf_kit.api import Cursor, IfMatch, Limit, if_match_version, problems, set_etag
 from asf_kit.auth import CurrentPrincipal, Principal, Role, require
-from asf_kit.fields import refuse_control_characters
+from asf_kit.fields import Text
 from asf_kit.pagination import DEFAULT_LIMIT, Page, page_response
 from registry.domain import (
     Company,
@@ -51,7 +51,7 @@ Reader = Annotated[Principal, Depends(require(Role.ANALYST, Role.REGISTRY_OFFICE
 Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
 MunicipalityParam = Annotated[str | None, Query(pattern=r"^\d{4}$")]
 CountyParam = Annotated[str | None, Query(pattern=r"^\d{2}$")]
-SearchText = Annotated[str, AfterValidator(refuse_control_characters)]
+SearchText = Text
 IndustryParam = Annotated[SearchText | None, Query(max_length=40)]
 NameSearch = Annotated[SearchText | None, Query(min_length=1, max_length=100,
                                                 description="part of the name")]

@@ -28,7 +28,7 @@ from pydantic import (
 
 from asf_contracts import registry as ev
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
-from asf_kit.fields import Email, Input
+from asf_kit.fields import NONBLANK_TEXT_PATTERN, Documented, Email, Input
 from asf_kit.rules import RuleError
 from registry.municipalities import municipality
 from registry.values import (
@@ -36,10 +36,10 @@ from registry.values import (
     LongText,
     MunicipalityCode,
     OrgNumber,
+    Phone,
     Tags,
     Text,
     add_years,
-    check_phone,
     normalize_org_number,
 )
 
@@ -80,7 +80,7 @@ class Contact(Input):
     name: Text
     role: Annotated[str, Field(max_length=100)] | None = None
     email: Email | None = None
-    phone: Annotated[str | None, AfterValidator(check_phone)] = None
+    phone: Phone | None = None
     public: bool = Field(
         default=False, description="Shown in the public register (set by the company)"
     )
@@ -88,6 +88,13 @@ class Contact(Input):
 
 class Participation(Input):
     """How employees take part in running the company (criterion 3)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"form": {"const": "other_documented"}}},
+        "then": {"required": ["description"],
+                 "properties": {"description": {"type": "string",
+                                                "pattern": NONBLANK_TEXT_PATTERN}}},
+    })
 
     form: ParticipationForm
     description: LongText | None = None
@@ -157,6 +164,9 @@ class Workforce(Input):
         return self.target_group_engaged / self.engaged_total if self.engaged_total else 0.0
 
 
+WebAddress = Annotated[HttpUrl, Documented(pattern=r"^https?://")]
+
+
 def _none_when_empty(value: str | None) -> str | None:
     return value or None
 
@@ -169,7 +179,7 @@ class CompanyFields(Input):
     municipality_code: MunicipalityCode
     industries: Tags = Field(min_length=1)
     description: Annotated[LongText | None, AfterValidator(_none_when_empty)] = None
-    website: HttpUrl | None = None
+    website: WebAddress | None = None
     contacts: list[Contact] = Field(default_factory=list, max_length=20)
     workforce: Workforce
     training_places: int = Field(ge=0, le=10_000, description="Work-training capacity")
@@ -189,7 +199,7 @@ class CompanyPatch(Input):
     municipality_code: MunicipalityCode | None = None
     industries: Tags | None = None
     description: Annotated[LongText | None, AfterValidator(_none_when_empty)] = None
-    website: HttpUrl | None = None
+    website: WebAddress | None = None
     contacts: list[Contact] | None = Field(default=None, max_length=20)
     workforce: Workforce | None = None
     training_places: int | None = Field(default=None, ge=0, le=10_000)

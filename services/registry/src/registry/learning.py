@@ -29,10 +29,12 @@ class LearningExampleIn(Input):
     """A lärande exempel for SKR's handbook."""
 
     municipality_code: MunicipalityCode
-    company_ids: list[UUID] = Field(default_factory=list, max_length=50)
+    company_ids: list[UUID] = Field(default_factory=list, max_length=50,
+                                    json_schema_extra={"uniqueItems": True})
     title: Text
     summary: Annotated[str, Field(min_length=1, max_length=10_000)]
-    collaboration_types: list[CollaborationType] = Field(min_length=1)
+    collaboration_types: list[CollaborationType] = Field(
+        min_length=1, json_schema_extra={"uniqueItems": True})
     contact: SubmitterContact
 
     @field_validator("company_ids", "collaboration_types")

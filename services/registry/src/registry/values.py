@@ -13,10 +13,15 @@ from pydantic import AfterValidator, BaseModel, Field
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
-from registry.municipalities import municipality
+from asf_kit.fields import Documented
+from registry.municipalities import all_municipalities, municipality
 
-_TAG = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 \-()]{4,24}$")
+TAG_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
+PHONE_PATTERN = r"^\+?[0-9][0-9 \-()]{4,24}$"
+ORG_NUMBER_PATTERN = r"^[013-9][0-9][2-9][0-9]{3}-?[0-9]{4}$"
+"""10 digits, group digit not 2 (a public body), third digit 2 or more (not a person)."""
+_TAG = re.compile(TAG_PATTERN)
+_PHONE = re.compile(PHONE_PATTERN)
 
 
 def normalize_org_number(value: str) -> str:
@@ -65,9 +70,15 @@ def check_phone(value: str | None) -> str | None:
     return value
 
 
-OrgNumber = Annotated[str, AfterValidator(normalize_org_number)]
-MunicipalityCode = Annotated[str, AfterValidator(check_municipality)]
-Tags = Annotated[list[str], Field(max_length=20), AfterValidator(check_tags)]
+OrgNumber = Annotated[str, AfterValidator(normalize_org_number), Documented(
+    pattern=ORG_NUMBER_PATTERN,
+    description="Organisationsnummer, NNNNNN-NNNN or NNNNNNNNNN; its Luhn check digit is "
+    "checked too (not expressible in the schema)")]
+MunicipalityCode = Annotated[str, AfterValidator(check_municipality), Documented(
+    enum=sorted(all_municipalities()), description="One of the 290 (GET /municipalities)")]
+Tags = Annotated[list[str], Field(max_length=20), AfterValidator(check_tags), Documented(
+    items={"type": "string", "pattern": TAG_PATTERN}, uniqueItems=True)]
+Phone = Annotated[str, AfterValidator(check_phone), Documented(pattern=PHONE_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=5000)]
 
