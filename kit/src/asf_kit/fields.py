@@ -69,6 +69,8 @@ def _json_type(value: Any, annotation: Any) -> None:
         return
     if kinds == {bool} and not isinstance(value, bool):
         raise ValueError("must be true or false")
+    if int in kinds and bool not in kinds and isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
     if date in kinds and not (kinds & {datetime, str}) and not isinstance(value, date):
         iso_date(value)
 
@@ -125,7 +127,20 @@ class Input(BaseModel):
             return value
         if info.field_name is not None:
             _json_type(value, cls.model_fields[info.field_name].annotation)
-        return _clean(value)
+        _clean(value)
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _crlf_as_newline(cls, value: Any) -> Any:
+        # after the lengths are checked on what was sent (as the schema counts them)
+        if not cls._refuse_control:
+            return value
+        if isinstance(value, str):
+            return value.replace("\r\n", "\n")
+        if isinstance(value, list):
+            return [v.replace("\r\n", "\n") if isinstance(v, str) else v for v in value]
+        return value
 
     @classmethod
     def __get_pydantic_json_schema__(
@@ -164,7 +179,12 @@ class _TextSchema:
         return schema
 
 
-Text = Annotated[str, AfterValidator(refuse_control_characters), _TextSchema()]
+def _no_control(value: str) -> str:
+    refuse_control_characters(value)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control), _TextSchema()]
 """Text outside an `Input` model (a query parameter): no control characters but newline and
 tab, and the schema says so."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
 
 from asf_kit.logging import get_logger
 from asf_kit.rules import RuleError
@@ -148,15 +148,27 @@ _TITLES = {
 }
 
 
+def _documented(request: Request) -> list[tuple[str, set[str]]]:
+    """Each path of the app's OpenAPI document with its methods (FastAPI keeps included
+    routers as routers: the document is the flat list)."""
+    paths = request.app.openapi().get("paths", {})
+    return [(p, {m.upper() for m in ops}) for p, ops in paths.items()]
+
+
 def allowed_methods(request: Request) -> str:
-    """Every method some route of the app answers at this path (Starlette's own 405 names
-    only the first route's, e.g. POST where GET and POST are two routes)."""
+    """Every method the app answers at this path (Starlette's own 405 names only the first
+    route's, e.g. POST where GET and POST are two routes)."""
+    path = request.scope["path"]
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and isinstance(route, BaseRoute):
-            methods |= set(getattr(route, "methods", None) or ())
+    for template, ops in _documented(request):
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= ops
     return ", ".join(sorted(methods))
+
+
+def static_methods(request: Request) -> set[str]:
+    """The methods of the path that is exactly this one, without parameters."""
+    return next((ops for p, ops in _documented(request) if p == request.scope["path"]), set())
 
 
 def install(app: FastAPI) -> None:
@@ -171,8 +183,15 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RuleError)
         return problem_response(rule_problem(exc))
 
-    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError | PydanticValidationError)
+        static = static_methods(request)
+        if static and request.method not in static:
+            # `PATCH /companies/import` reached `/companies/{company_id}`: it is the wrong
+            # method for the resource that is there, not a bad company id
+            return problem_response(Problem(
+                405, "Method not allowed", None, slug="method-not-allowed",
+                headers={"Allow": ", ".join(sorted(static))}))
         return problem_response(validation_problem(exc.errors()))
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

@@ -56,7 +56,7 @@ IDENTITY_PATTERN = (r"^([0-9]{2})?[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]
 OpenAPI document; the check digit, the date itself and not in the future are checked too."""
 PHONE_PATTERN = r"^\+?[0-9][0-9 \-()]{4,24}$"
 _PHONE = re.compile(PHONE_PATTERN)
-PLAIN_PATTERN = r"^(?!\s*$)[^\x00-\x1f\x7f]*$"
+PLAIN_PATTERN = r"^(?!\s*$)[^\x00-\x1f\x7f-\x9f]*$"
 """`_plain` for the document: no control character at all, and not blank."""
 
 

@@ -57,6 +57,13 @@ Subject = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class ContactIn(Input):
+    # check_contact's rule, in the schema: a case worker belongs to a municipality
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"required": ["role"], "properties": {"role": {"const": CASE_WORKER}}},
+        "then": {"required": ["municipality_code"],
+                 "properties": {"municipality_code": {"type": "string"}}},
+    })
+
     name: Name
     email: Email
     role: RoleName
@@ -140,6 +147,29 @@ def _routes(schema: dict[str, Any], *, new: bool) -> None:
         ]
 
 
+def check_event_type(value: str | None) -> str | None:
+    """An event notifications receives (checked here, before the version: a bad value is a
+    422 whatever the version)."""
+    from notifications.routing import ROUTED_EVENTS
+
+    if value is not None and value not in ROUTED_EVENTS:
+        raise ValueError("not an event notifications receives; one of: "
+                         + ", ".join(sorted(ROUTED_EVENTS)))
+    return value
+
+
+def check_template(value: str | None) -> str | None:
+    from notifications.routing import TEMPLATE_EVENTS
+
+    if value is not None and value not in TEMPLATE_EVENTS:
+        raise ValueError("not a template; one of: " + ", ".join(sorted(TEMPLATE_EVENTS)))
+    return value
+
+
+EventType = Annotated[str, AfterValidator(check_event_type)]
+TemplateName = Annotated[str, AfterValidator(check_template)]
+
+
 def _new_subscription(schema: dict[str, Any]) -> None:
     _routes(schema, new=True)
 
@@ -151,7 +181,7 @@ def _subscription_patch(schema: dict[str, Any]) -> None:
 class SubscriptionIn(Input):
     model_config = ConfigDict(json_schema_extra=_new_subscription)
 
-    event_type: str = Field(examples=[reg.LEARNING_EXAMPLE_SUBMITTED])
+    event_type: EventType = Field(examples=[reg.LEARNING_EXAMPLE_SUBMITTED])
     contact_id: UUID | None = None
     role: RoleName | None = Field(
         default=None,
@@ -161,19 +191,20 @@ class SubscriptionIn(Input):
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
     mode: Mode = "immediate"
-    template: str | None = Field(default=None, description="Defaults to the event's template")
+    template: TemplateName | None = Field(
+        default=None, description="Defaults to the event's template")
 
 
 class SubscriptionPatch(Input):
     model_config = ConfigDict(json_schema_extra=_subscription_patch)
 
-    event_type: str | None = Field(default=None, json_schema_extra=not_null)
+    event_type: EventType | None = Field(default=None, json_schema_extra=not_null)
     contact_id: UUID | None = None
     role: RoleName | None = None
     municipality_code: MunicipalityCode | None = None
     company_id: UUID | None = None
     mode: Mode | None = Field(default=None, json_schema_extra=not_null)
-    template: str | None = Field(default=None, json_schema_extra=not_null)
+    template: TemplateName | None = Field(default=None, json_schema_extra=not_null)
     version: int | None = Field(default=None, ge=1, description="The version you read")
 
 
