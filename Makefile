@@ -5,7 +5,7 @@
 export UV_PYTHON_DOWNLOADS := never
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: run test test-fast new-service install lint typecheck pytest faults-full services bench clean images \
+.PHONY: run test test-fast new-service install lint typecheck pytest faults-full services bench clean images openapi \
 	test-containers screenshots chromium
 
 # uv itself: pip install --user, or the wheel from PyPI where there is no pip (deploy/get_uv.py).
@@ -54,6 +54,11 @@ test: services install chromium lint typecheck pytest
 # and pytest's schemathesis and hypothesis plugins (for tests/hostile) stay unloaded.
 test-fast: install
 	PYTHONDONTWRITEBYTECODE= $(UV) run pytest -m fast -q -p no:schemathesis -p no:hypothesispytest
+
+# The services' OpenAPI documents into contracts/openapi/ (tests/contract fails when they have
+# drifted, or break the released ones in contracts/openapi/released/).
+openapi: install
+	$(UV) run python -m asf_testing.openapi
 
 # The main pages of the web app as PNG files in docs/screenshots/ (needs Debian's chromium).
 screenshots: install services
