@@ -24,7 +24,8 @@ Cursor = Annotated[str | None, Query(
     json_schema_extra={"pattern": r"^[A-Za-z0-9_-]*$"})]
 IF_MATCH_PATTERN = r'^(W/)?"?[0-9]+"?$'
 IfMatch = Annotated[str | None, Header(description='The version read, e.g. "3"',
-                                       json_schema_extra={"pattern": IF_MATCH_PATTERN})]
+                                       json_schema_extra={"pattern": IF_MATCH_PATTERN,
+                                                          "minLength": 1})]
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -158,6 +158,9 @@ def _documented(request: Request) -> list[tuple[str, set[str]]]:
 def allowed_methods(request: Request) -> str:
     """Every method the app answers at this path (Starlette's own 405 names only the first
     route's, e.g. POST where GET and POST are two routes)."""
+    static = static_methods(request)
+    if static:  # `/companies/import` is that resource, not a company
+        return ", ".join(sorted(static))
     path = request.scope["path"]
     methods: set[str] = set()
     for template, ops in _documented(request):

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from asf_contracts import casework as ev
-from asf_kit.fields import Input
+from asf_kit.fields import Input, refuse_control_characters
 from asf_kit.rules import RuleError
 from casework.domain import Event, Participant
 from casework.inputs import CaseDate
@@ -36,10 +36,8 @@ MAX_ACTIVITIES = 50
 
 
 def _text(value: str) -> str:
-    """Free text: newlines and tabs, but no other control characters."""
-    if any((ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127 for ch in value):
-        raise ValueError("must not contain control characters other than newline and tab")
-    return value
+    """Free text: newlines (a CRLF is one) and tabs, but no other control characters."""
+    return refuse_control_characters(value)
 
 
 PlanText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_text)]
