@@ -197,11 +197,13 @@ PERSONAL_FIELDS = ("given_name", "family_name", "personal_identity_number", "pho
 
 
 class EmploymentIn(Input):
-    model_config = ConfigDict(json_schema_extra={"anyOf": [
-        {"required": ["employer_company_id"],
-         "properties": {"employer_company_id": {"type": "string", "format": "uuid"}}},
-        {"required": ["employer_name"],
-         "properties": {"employer_name": {"type": "string", "pattern": PLAIN_PATTERN}}},
+    # `_employer` in the schema: without an employer_company_id, an employer_name (if/then,
+    # which a generated client reads past, where a top-level anyOf would replace the model)
+    model_config = ConfigDict(json_schema_extra={"allOf": [
+        {"if": {"not": {"required": ["employer_company_id"],
+                        "properties": {"employer_company_id": {"type": "string"}}}},
+         "then": {"required": ["employer_name"],
+                  "properties": {"employer_name": {"type": "string"}}}},
     ]})
 
     form: EmploymentForm

@@ -138,13 +138,14 @@ def _routes(schema: dict[str, Any], *, new: bool) -> None:
              {"enum": [t.name for t in routed.templates]}, {"type": "null"}]}}}}
         for event, routed in sorted(routed_with_templates.items())
     ]
-    if new:
-        schema["oneOf"] = [
-            {"required": ["contact_id"], "properties": {
-                "contact_id": {"type": "string", "format": "uuid"}, "role": {"type": "null"}}},
-            {"required": ["role"], "properties": {
-                "role": {"type": "string"}, "contact_id": {"type": "null"}}},
-        ]
+    if new:  # exactly one of contact_id and role (if/then/else: a generated client reads
+        # past it, where a top-level oneOf would replace the model)
+        schema["allOf"].append({
+            "if": {"required": ["contact_id"],
+                   "properties": {"contact_id": {"type": "string"}}},
+            "then": {"properties": {"role": {"type": "null"}}},
+            "else": {"required": ["role"], "properties": {"role": {"type": "string"}}},
+        })
 
 
 def check_event_type(value: str | None) -> str | None:

@@ -28,7 +28,7 @@ from registry.learning import (
     LearningExample,
     LearningExampleIn,
     LearningExampleStatus,
-    PublicationDecision,
+    PublicationIn,
 )
 from registry.municipalities import all_municipalities
 from registry.service import Registry
@@ -228,7 +228,7 @@ async def get_learning_example(example_id: UUID, registry: Service, _: Reader
 @router.post("/learning-examples/{example_id}/publication", tags=["learning examples"],
              responses=_errors)
 async def decide_publication(
-    example_id: UUID, body: PublicationDecision, registry: Service, who: Analyst
+    example_id: UUID, body: PublicationIn, registry: Service, who: Analyst
 ) -> LearningExample:
     """An analyst publishes a submitted example in the handbook, or declines it; the
     submitter is told by email. Decided once (409 after)."""

@@ -45,7 +45,7 @@ class LearningExampleIn(Input):
         return v
 
 
-class PublicationDecision(Input):
+class PublicationIn(Input):
     decision: Literal["published", "declined"]
     note: LongText | None = Field(default=None, description="Told to the submitter")
 
@@ -90,7 +90,7 @@ class LearningExample(LearningExampleIn):
             ev.LearningExampleSubmittedPayload(**example.model_dump())))
         return example
 
-    def decide(self, decision: PublicationDecision, by: str, now: datetime) -> LearningExample:
+    def decide(self, decision: PublicationIn, by: str, now: datetime) -> LearningExample:
         """`submitted` → `published` or `declined`, once; the submitter is told."""
         if self.status != "submitted":
             raise RuleError(

@@ -45,7 +45,7 @@ from registry.domain import (
     local_date,
 )
 from registry.imports import MAX_REPORTED_ERRORS, read_import
-from registry.learning import LearningExample, LearningExampleIn, PublicationDecision
+from registry.learning import LearningExample, LearningExampleIn, PublicationIn
 from registry.municipalities import counties
 from registry.store import CompanyFilter, ExampleFilter, Readable
 from registry.values import Event
@@ -341,7 +341,7 @@ class Registry:
             raise not_found("learning example")
         return example
 
-    async def decide_publication(self, example_id: UUID, body: PublicationDecision,
+    async def decide_publication(self, example_id: UUID, body: PublicationIn,
                                  who: Principal) -> LearningExample:
         """An analyst publishes a submitted example in the handbook, or declines it."""
         async with unit_of_work(self.pool) as uow:
