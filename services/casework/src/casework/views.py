@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from casework.domain import Employment, FollowUp, FollowUpStatus, NoteRef, Participant, Placement
-from casework.inputs import PERSONAL_FIELDS
+from casework.inputs import PERSONAL_FIELDS, ExitReason, ReferralSource, Stage
 
 
 class Case(BaseModel):
@@ -19,10 +19,10 @@ class Case(BaseModel):
 
     id: UUID
     municipality_code: str
-    referral_source: str
+    referral_source: ReferralSource
     assigned_to: str
-    stage: str
-    exit_reason: str | None
+    stage: Stage
+    exit_reason: ExitReason | None
     referred_at: datetime
     closed_at: datetime | None
     erased_at: datetime | None
