@@ -30,7 +30,7 @@ from asf_testing import delete_queues, fresh_database, service_process, token
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
 """Per operation and phase; the three runs take about 2 minutes together on 2 cores."""
 
 
@@ -43,6 +43,7 @@ def schemathesis_run(base_url: str, headers: dict[str, str], report: Path,
             "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", str(max_examples), "--seed", "20261128",
             "--request-timeout", "20", "--suppress-health-check", "all", "--no-color",
+            "--workers", "2",
             "--report", "junit", "--report-junit-path", str(report)]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]

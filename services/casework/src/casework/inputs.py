@@ -129,7 +129,7 @@ IdentityNumber = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain),
                  Documented(pattern=PLAIN_PATTERN)]
-Phone = Annotated[str | None, AfterValidator(_phone), Documented(pattern=PHONE_PATTERN)]
+Phone = Annotated[str, AfterValidator(_phone), Documented(pattern=PHONE_PATTERN)] | None
 
 
 # --- input ------------------------------------------------------------------------------

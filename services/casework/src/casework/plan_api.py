@@ -30,7 +30,7 @@ def _plans(request: Request) -> PlanCases:
 Plans = Annotated[PlanCases, Depends(_plans)]
 IfNoneMatch = Annotated[str | None, Header(
     description='`*` to write the first plan of a case (instead of `If-Match: "0"`)',
-    json_schema_extra={"pattern": r"^\*$", "minLength": 1})]
+    json_schema_extra={"enum": ["*"]})]
 _errors = problems(403, 404, 409, 412, 428)
 
 
