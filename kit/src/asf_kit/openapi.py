@@ -58,6 +58,8 @@ class Link:
     creator: str
     param: str
     field: str = "id"
+    not_to: tuple[str, ...] = ()
+    """Operation ids the link does not lead to: what does not exist yet (a case's plan)."""
 
 
 def operation_id(route: APIRoute) -> str:
@@ -203,7 +205,7 @@ def _link(doc: dict[str, Any], link: Link) -> None:
     creator_params = {p["name"] for p in creator.get("parameters", []) if p["in"] == "path"}
     found = response.setdefault("links", {})
     for _, target_path, op in _operations(doc):
-        if "{" + link.param + "}" not in target_path:
+        if "{" + link.param + "}" not in target_path or op["operationId"] in link.not_to:
             continue
         parameters = {link.param: f"$response.body#/{link.field}"}
         for p in op.get("parameters", []):

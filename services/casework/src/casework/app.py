@@ -89,7 +89,7 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=runtime.readiness,
         observe=runtime.observe,
-        links=[Link("POST /participants", "participant_id"),
+        links=[Link("POST /participants", "participant_id", not_to=("get_plan",)),
                Link("POST /participants/{participant_id}/placements", "placement_id")],
     )
     app.state.runtime = runtime

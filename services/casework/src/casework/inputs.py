@@ -55,6 +55,9 @@ IDENTITY_PATTERN = (r"^([0-9]{2})?[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]
 """`_IDENTITY` with a month and a day (samordningsnummer: day + 60) that can be, for the
 OpenAPI document; the check digit, the date itself and not in the future are checked too."""
 PHONE_PATTERN = r"^\+?[0-9][0-9 \-()]{4,24}$"
+PHONE_SCHEMA_PATTERN = r"^\+?[0-9][0-9 \-()]{3,23}[0-9\-()]$"
+"""PHONE_PATTERN as the document says it: it is checked after trimming, so no white space
+at the end."""
 _PHONE = re.compile(PHONE_PATTERN)
 PLAIN_PATTERN = r"^(?!\s*$)[^\x00-\x1f\x7f-\x9f]*$"
 """`_plain` for the document: no control character at all, and not blank."""
@@ -129,7 +132,7 @@ IdentityNumber = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_plain),
                  Documented(pattern=PLAIN_PATTERN)]
-Phone = Annotated[str, AfterValidator(_phone), Documented(pattern=PHONE_PATTERN)] | None
+Phone = Annotated[str, AfterValidator(_phone), Documented(pattern=PHONE_SCHEMA_PATTERN)] | None
 
 
 # --- input ------------------------------------------------------------------------------

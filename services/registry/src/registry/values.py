@@ -18,6 +18,9 @@ from registry.municipalities import all_municipalities, municipality
 
 TAG_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
 PHONE_PATTERN = r"^\+?[0-9][0-9 \-()]{4,24}$"
+PHONE_SCHEMA_PATTERN = r"^\+?[0-9][0-9 \-()]{3,23}[0-9\-()]$"
+"""PHONE_PATTERN as the document says it: it is checked after trimming, so no white space
+at the end."""
 ORG_NUMBER_PATTERN = r"^[013-9][0-9][2-9][0-9]{3}-?[0-9]{4}$"
 """10 digits, group digit not 2 (a public body), third digit 2 or more (not a person)."""
 _TAG = re.compile(TAG_PATTERN)
@@ -78,7 +81,7 @@ MunicipalityCode = Annotated[str, AfterValidator(check_municipality), Documented
     enum=sorted(all_municipalities()), description="One of the 290 (GET /municipalities)")]
 Tags = Annotated[list[str], Field(max_length=20), AfterValidator(check_tags), Documented(
     items={"type": "string", "pattern": TAG_PATTERN}, uniqueItems=True)]
-Phone = Annotated[str, AfterValidator(check_phone), Documented(pattern=PHONE_PATTERN)]
+Phone = Annotated[str, AfterValidator(check_phone), Documented(pattern=PHONE_SCHEMA_PATTERN)]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 LongText = Annotated[str, Field(max_length=5000)]
 
