@@ -28,7 +28,7 @@ from pydantic import (
 
 from asf_contracts import registry as ev
 from asf_contracts.registry import CompanyContact, CompanyPayload, CompanyStatus
-from asf_kit.fields import NONBLANK_TEXT_PATTERN, Documented, Email, Input
+from asf_kit.fields import NONBLANK_TEXT_PATTERN, Documented, Email, Input, not_null
 from asf_kit.rules import RuleError
 from registry.municipalities import municipality
 from registry.values import (
@@ -192,20 +192,31 @@ class CompanyRegistration(CompanyFields):
 
 
 class CompanyPatch(Input):
-    """A partial update: the fields given replace the stored ones whole."""
+    """A partial update: the fields given replace the stored ones whole. What a company
+    must have may be left out, not sent as null; `description` and `website` may be null."""
 
-    name: Text | None = None
-    legal_form: LegalForm | None = None
-    municipality_code: MunicipalityCode | None = None
-    industries: Tags | None = None
+    name: Text | None = Field(default=None, json_schema_extra=not_null)
+    legal_form: LegalForm | None = Field(default=None, json_schema_extra=not_null)
+    municipality_code: MunicipalityCode | None = Field(default=None, json_schema_extra=not_null)
+    industries: Tags | None = Field(default=None, json_schema_extra=not_null)
     description: Annotated[LongText | None, AfterValidator(_none_when_empty)] = None
     website: WebAddress | None = None
-    contacts: list[Contact] | None = Field(default=None, max_length=20)
-    workforce: Workforce | None = None
-    training_places: int | None = Field(default=None, ge=0, le=10_000)
-    origin: Origin | None = None
-    criteria: Criteria | None = None
+    contacts: list[Contact] | None = Field(default=None, max_length=20,
+                                           json_schema_extra=not_null)
+    workforce: Workforce | None = Field(default=None, json_schema_extra=not_null)
+    training_places: int | None = Field(default=None, ge=0, le=10_000,
+                                        json_schema_extra=not_null)
+    origin: Origin | None = Field(default=None, json_schema_extra=not_null)
+    criteria: Criteria | None = Field(default=None, json_schema_extra=not_null)
     version: int | None = Field(default=None, ge=1, description="Or send If-Match")
+
+    @field_validator("name", "legal_form", "municipality_code", "industries", "contacts",
+                     "workforce", "training_places", "origin", "criteria")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null (leave it out to keep it)")
+        return value
 
 
 class Verification(BaseModel):
