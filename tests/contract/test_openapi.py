@@ -13,8 +13,6 @@ import pytest
 from asf_contracts.openapi import OPENAPI_DIR, RELEASED_OPENAPI_DIR, SERVICES, breaking_changes
 from asf_testing.openapi import document, drifted
 
-pytestmark = pytest.mark.fast
-
 RELEASED = {p.stem: json.loads(p.read_text()) for p in sorted(RELEASED_OPENAPI_DIR.glob("*.json"))}
 
 
