@@ -6,7 +6,8 @@ A request that is valid by the schema and still refused is a failure, unless the
 one of the rules below: then the operation's description (or the field's) says so, and this
 hook, loaded with `SCHEMATHESIS_HOOKS`, drops that one failure and nothing else.
 
-An exception matches a "schema-valid request rejected" failure (ST202) only: by the status,
+An exception matches a "schema-valid request rejected" failure (ST202; one is about ST301,
+"deleted resource still available"): by the status,
 the operations it applies to, and the `errors` of the problem document (each bad field must be
 one the rule names, with the rule's message), so any other refusal still fails the run.
 """
@@ -31,6 +32,8 @@ class Exception_(NamedTuple):
     """A regular expression every refused field must match (`errors[].field`)."""
     messages: str = ".*"
     """A regular expression every refusal's message must match (`errors[].message`)."""
+    code: str = "ST202"
+    """schemathesis' failure code: ST202 a schema-valid request refused."""
 
 
 EXCEPTIONS: tuple[Exception_, ...] = (
@@ -76,9 +79,18 @@ EXCEPTIONS: tuple[Exception_, ...] = (
         "what exists is state, not schema",
         (422,), ("POST /subscriptions", "PATCH /subscriptions/{subscription_id}",
                  "POST /learning-examples", "POST /participants",
-                 "PATCH /participants/{participant_id}"),
-        fields=r"contact_id|company_ids\[\d+\]|assigned_to",
+                 "PATCH /participants/{participant_id}",
+                 "POST /participants/{participant_id}/placements"),
+        fields=r"contact_id|company_ids\[\d+\]|assigned_to|company_id",
         messages=r"no (contact|company) with this id|is not a case worker"),
+    Exception_(
+        "erasure keeps the anonymous case",
+        "DELETE /participants/{id} erases the person's data (the product's erasure); the case "
+        "stays, without it, for statistics and the access log, so it can still be read",
+        (200,), ("GET /participants/{participant_id}",
+                 "GET /participants/{participant_id}/timeline",
+                 "GET /participants/{participant_id}/access-log",
+                 "GET /participants/{participant_id}/plan"), code="ST301"),
     Exception_(
         "a subscription changed into an impossible one",
         "a PATCH is checked as the whole subscription it makes, with the stored fields: "
@@ -126,10 +138,8 @@ def matching(failure_code: str, operation: str, status: int, problem: dict[str, 
              ) -> list[Exception_]:
     """The exceptions that cover this failure: each refusal in the problem must be one of
     them, or the failure stands (an empty list)."""
-    if failure_code != "ST202":
-        return []
     errors = problem.get("errors") or [{"field": "", "message": problem.get("detail") or ""}]
-    applicable = [e for e in EXCEPTIONS if status in e.statuses
+    applicable = [e for e in EXCEPTIONS if e.code == failure_code and status in e.statuses
                   and (not e.operations or operation in e.operations)]
     found: list[Exception_] = []
     for error in errors:
