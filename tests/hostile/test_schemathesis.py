@@ -43,7 +43,6 @@ def schemathesis_run(base_url: str, headers: dict[str, str], report: Path,
             "--phases", "examples,coverage,fuzzing,stateful",
             "--max-examples", str(max_examples), "--seed", "20261128",
             "--request-timeout", "20", "--suppress-health-check", "all", "--no-color",
-            "--workers", "2",
             "--report", "junit", "--report-junit-path", str(report)]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
