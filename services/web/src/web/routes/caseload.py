@@ -118,8 +118,10 @@ async def worklists(request: Request, user: CaseWorker, apis: ApisDep) -> Respon
                                      {"assigned_to": user.sub, "status": "due", "limit": 200})
     flagged = await _list_or_none(apis, user.token, "/placements",
                                   {"flagged": "true", "active": "true", "limit": 200})
-    return render(request, "worklists.html", {"follow_ups": follow_ups, "flagged": flagged},
-                  title=_("Att göra"))
+    plans = await _list_or_none(apis, user.token, "/plans",  # plan reviews (issue 19)
+                                {"assigned_to": user.sub, "limit": 200})
+    return render(request, "worklists.html", {"follow_ups": follow_ups, "flagged": flagged,
+                                              "plans": plans}, title=_("Att göra"))
 
 
 async def _list_or_none(apis: Any, token: str, path: str, params: dict[str, Any]
