@@ -74,6 +74,15 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     # an email's link: a case worker's placement, or the rep's company
     ("GET", "/placements/{placement_id}"): {**let(DOWN, *CW, others=404),
                                              **dict.fromkeys(REPS, 303)},
+    # the plan, attendance and monthly statements (issue 19)
+    ("GET", "/participants/{participant_id}/plan"): let(DOWN, *CW),
+    ("POST", "/participants/{participant_id}/plan"): let(DOWN, *CW),
+    ("POST", "/participants/{participant_id}/plan/reviews"): let(DOWN, *CW),
+    ("GET", "/attendance"): let(DOWN, *REPS),
+    ("POST", "/attendance/{placement_id}"): let(DOWN, *REPS),
+    ("GET", "/statements"): let(DOWN, *REPS, *CW),
+    ("GET", "/statements/{statement_id}"): let(DOWN, *REPS, *CW),
+    ("GET", "/statements/{statement_id}.csv"): let(DOWN, *REPS, *CW),
     # registry
     ("GET", "/review"): let(DOWN, "registry_officer"),
     ("GET", "/companies"): {**let(DOWN, *CW, "registry_officer", "analyst", others=303)},
@@ -160,7 +169,8 @@ def _url(path: str) -> str:
             .replace("{example_id}", str(uuid.uuid4()))
             .replace("{contact_id}", str(uuid.uuid4()))
             .replace("{subscription_id}", str(uuid.uuid4()))
-            .replace("{delivery_id}", str(uuid.uuid4())))
+            .replace("{delivery_id}", str(uuid.uuid4()))
+            .replace("{statement_id}", str(uuid.uuid4())))
 
 
 FORMS: dict[str, dict[str, str]] = {

@@ -81,11 +81,12 @@ async def read_plan(apis: Apis, user: User, participant_id: UUID) -> dict[str, A
 
 async def placement_attendance(apis: Apis, user: User, placement: dict[str, Any]
                                ) -> dict[str, Any] | None:
-    """The last four weeks of a placement's reported days (up to its end), with sums."""
+    """A placement's reported days this month and the last (up to its end), with sums:
+    the months a case worker checks the statements of."""
     start = date.fromisoformat(str(placement["start"])[:10])
     ended = placement.get("ended")
     last = min(today(), date.fromisoformat(str(ended["at"])[:10])) if ended else today()
-    first = max(start, last - timedelta(days=27))
+    first = max(start, (last.replace(day=1) - timedelta(days=1)).replace(day=1))
     if first > last:
         return None
     try:
