@@ -113,6 +113,8 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
         return week.locator(f'select[name="{day.isoformat()}.absence_reason"]')
 
     days = [monday + timedelta(days=i) for i in range(5)]
+    page.wait_for_function("() => window.htmx !== undefined")
+    page.evaluate("() => { window.stillTheSamePage = true; }")
     # By keyboard: Monday and Tuesday 4 hours, Wednesday 0 without a reason, Thursday 30.
     tab_to(page, hours(days[0]))
     kb = page.keyboard
@@ -135,6 +137,7 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     row = week.locator(f"#day-{_pl(page)}-{days[0].isoformat()} td.reported")
     expect(row).to_have_text("4 tim")
     assert hours(days[3]).input_value() == "30"  # what was typed stays
+    problems += check_page(page)
 
     reason(days[2]).select_option("sick")
     hours(days[3]).fill("4")
@@ -146,6 +149,8 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
            ).to_have_text("0 tim, Sjuk")
     expect(week.locator(f"#day-{_pl(page)}-{days[4].isoformat()} td.reported")
            ).to_have_text("3,5 tim, Ledig")
+    # htmx swapped the placement's week in place: the page was never reloaded.
+    assert page.evaluate("() => window.stillTheSamePage === true")
     # Seen again after a reload: what is reported is what casework has.
     page.reload()
     expect(week.locator(f"#day-{_pl(page)}-{days[3].isoformat()} td.reported")
@@ -199,6 +204,9 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     # The closed week now says so, with a link to the statement.
     page.goto(f"{stack.url}/attendance?week={week_of(monday)}")
     expect(page.get_by_text("Månaden är stängd:").first).to_be_visible()
+    page.get_by_role("button", name="In English").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Attendance week")
+    expect(page.get_by_text("The month is closed:").first).to_be_visible()
     assert not problems, "\n".join(problems)
 
 

@@ -288,7 +288,11 @@ async def report_week(placement_id: UUID, request: Request, user: CompanyRep,
 async def statements(request: Request, user: RepOrCaseWorker, apis: ApisDep,
                      cursor: str | None = None) -> Response:
     params: dict[str, Any] = {"limit": 50, "cursor": cursor}
-    if user.has("company_rep") and user.company_id:
+    if user.has("company_rep") and not user.has("case_worker"):
+        if not user.company_id:  # a rep still registering their company has none yet
+            return render(request, "statements.html", {"statements": [],
+                                                        "next_cursor": None},
+                          title=_("Månadsunderlag"))
         params["company_id"] = user.company_id
     page = await apis.casework.get("/statements", user.token, **params)
     return render(request, "statements.html", {

@@ -60,6 +60,16 @@ def plan_message(message: str) -> str:
     return swedish_message(message)
 
 
+def refusal(problem: dict[str, Any]) -> str:
+    """casework's 409 on a plan in words."""
+    title = problem.get("title")
+    if title == "Case closed":
+        return _("Ärendet är avslutat, så planen ändras inte längre.")
+    if title == "Participant erased":
+        return _("Deltagarens uppgifter är raderade, så planen ändras inte längre.")
+    return str(problem.get("detail") or problem.get("title") or "")
+
+
 def _translated(problem: dict[str, Any]) -> dict[str, Any]:
     return {**problem, "errors": [{**e, "message": plan_message(str(e.get("message", "")))}
                                   for e in problem.get("errors") or []]}
@@ -244,7 +254,7 @@ async def save_plan(participant_id: UUID, request: Request, user: CaseWorker,
             errors = forms.FormErrors()
         stale = r.status_code == 412 or (r.status_code == 409 and version == 0 and plan)
         if r.status_code == 409 and not stale:
-            errors.add(None, str(r.json().get("detail") or ""))
+            errors.add(None, refusal(r.json()))
         return _editor(request, p, plan, goals, activities, version,
                        status=412 if stale else r.status_code, stale=bool(stale),
                        values=values, **errors.context())
@@ -279,7 +289,7 @@ async def review_plan(participant_id: UUID, request: Request, user: CaseWorker,
                                "Uppföljningen är inte sparad: läs planen igen och registrera "
                                "uppföljningen på nytt."))
         elif r.status_code == 409:
-            errors.add(None, str(r.json().get("detail") or ""))
+            errors.add(None, refusal(r.json()))
         return await show_case(request, user, apis, participant_id, status=r.status_code,
                                **errors.context(), values=forms.values(form))
     flash(request, _("Uppföljningen av planen är registrerad."))
