@@ -32,7 +32,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/companies/import", N_("Importera"), ("registry_officer",)),
     NavItem("/my-company", N_("Mitt företag"), ("company_rep",)),
     NavItem("/attendance", N_("Närvaro"), ("company_rep",)),
-    NavItem("/statements", N_("Månadsunderlag"), ("company_rep",)),
+    NavItem("/statements", N_("Månadsunderlag"), ("company_rep", "case_worker")),
     NavItem("/stats", N_("Statistik"), ("analyst", "case_worker")),
     NavItem("/learning-examples", N_("Lärande exempel"), ("analyst", "registry_officer")),
     NavItem("/contacts", N_("Mottagare"), ("analyst",)),
