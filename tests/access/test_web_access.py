@@ -83,6 +83,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/statements"): let(DOWN, *REPS, *CW),
     ("GET", "/statements/{statement_id}"): let(DOWN, *REPS, *CW),
     ("GET", "/statements/{statement_id}.csv"): let(DOWN, *REPS, *CW),
+    ("POST", "/statements/{statement_id}/corrections"): let(DOWN, *REPS, *CW),
     # registry
     ("GET", "/review"): let(DOWN, "registry_officer"),
     ("GET", "/companies"): {**let(DOWN, *CW, "registry_officer", "analyst", others=303)},

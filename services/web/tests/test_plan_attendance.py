@@ -201,6 +201,28 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     assert len(total) == 1 and float(total[0]["hours_present"]) == 15.5, text[:800]
     assert [(r["given_name"], r["family_initial"]) for r in lines] == [("Sigrid", "N")]
 
+    # A day of the closed month corrected: a new statement supersedes the old one.
+    old_statement = page.url
+    form = page.locator("#correct")
+    form.get_by_label("Deltagare").select_option(label="Sigrid N. – Arbetsträning")
+    form.get_by_label("Dag").fill((last_month() - timedelta(days=1)).isoformat())
+    form.get_by_label("Timmar närvarande").fill("4")
+    form.get_by_label("Varför rättas underlaget?").select_option("attendance")
+    form.get_by_role("button", name="Rätta och utfärda ett nytt underlag").click()
+    expect(page.locator("#f-correction-date-error")).to_contain_text(
+        "Dagen ligger inte i underlagets månad")
+    problems += check_page(page)
+    form = page.locator("#correct")
+    form.get_by_label("Dag").fill(days[2].isoformat())
+    form.get_by_role("button", name="Rätta och utfärda ett nytt underlag").click()
+    expect(page.get_by_text("Underlaget är rättat.")).to_be_visible()
+    main = page.locator("main").inner_text()
+    assert re.search(r"Timmar närvarande\s*19,50", main), main
+    assert "Rättelse av" in main
+    page.goto(old_statement)
+    expect(page.locator("main")).to_contain_text("Ersatt av en rättelse")
+    expect(page.locator("#correct")).to_have_count(0)
+
     # The closed week now says so, with a link to the statement.
     page.goto(f"{stack.url}/attendance?week={week_of(monday)}")
     expect(page.get_by_text("Månaden är stängd:").first).to_be_visible()

@@ -31,6 +31,7 @@ from web.clients import ApiRefused, ApiUnavailable, TokenRefused, problem_of
 from web.deps import ApisDep, see_other
 from web.i18n import N_
 from web.i18n import gettext as _
+from web.labels import label
 from web.templating import flash, is_htmx, render
 
 router = APIRouter()
@@ -91,6 +92,13 @@ def swedish_message(message: str) -> str:
     m = re.match(r"is after the placement ended \((\d{4}-\d{2}-\d{2})\)", message)
     if m:
         return _("Placeringen slutade %(date)s", date=i18n.format_date(m.group(1)))
+    m = re.match(r"is not in (\d{4}-\d{2})$", message)
+    if m:
+        return _("Dagen ligger inte i underlagets månad (%(month)s)", month=m.group(1))
+    if message.startswith("no placement of this statement's company"):
+        return _("Placeringen finns inte i underlaget")
+    if message == "the same day is given twice":
+        return _("Samma dag finns två gånger")
     return forms.translate_message(message)
 
 
@@ -339,12 +347,71 @@ async def statement_csv(statement_id: UUID, request: Request, user: RepOrCaseWor
                              headers=headers, background=BackgroundTask(r.aclose))
 
 
-@router.get("/statements/{statement_id}")
-async def statement_page(statement_id: UUID, request: Request, user: RepOrCaseWorker,
-                         apis: ApisDep) -> Response:
+CORRECTION_REASONS = {"attendance": N_("Närvaron var fel rapporterad"),
+                      "rate": N_("Ersättningsnivån var fel eller saknades"),
+                      "other": N_("Annat skäl")}
+
+
+async def show_statement(request: Request, user: User, apis: Any, statement_id: UUID,
+                         status: int = 200, **extra: Any) -> Response:
     s = await apis.casework.get(f"/statements/{statement_id}", user.token)
     for line in s["lines"]:
         line["person"] = person(line)
     return render(request, "statement.html", {
-        "s": s, "month": month_words(s["month"]), "reason_words": ABSENCE_REASONS},
-        personal=True, title=_("Månadsunderlag %(month)s", month=month_words(s["month"])))
+        "s": s, "month": month_words(s["month"]), "reason_words": ABSENCE_REASONS,
+        "reasons": reason_choices(),
+        "correction_reasons": [(k, _(v)) for k, v in CORRECTION_REASONS.items()],
+        "lines": [(str(line["placement_id"]),
+                   f"{line['person']} – {label('placement_kind', line['kind'])}")
+                  for line in s["lines"]], **extra},
+        status=status, personal=True,
+        title=_("Månadsunderlag %(month)s", month=month_words(s["month"])))
+
+
+@router.get("/statements/{statement_id}")
+async def statement_page(statement_id: UUID, request: Request, user: RepOrCaseWorker,
+                         apis: ApisDep) -> Response:
+    return await show_statement(request, user, apis, statement_id)
+
+
+@router.post("/statements/{statement_id}/corrections")
+async def correct_statement(statement_id: UUID, request: Request, user: RepOrCaseWorker,
+                            apis: ApisDep) -> Response:
+    """One day corrected in a closed month: casework issues a new statement that supersedes
+    this one (the old one never changes)."""
+    form = await request.form()
+    day: dict[str, Any] = {
+        "placement_id": forms.text(form, "correction.placement_id"),
+        "date": forms.text(form, "correction.date"),
+        "hours_present": _hours(forms.text(form, "correction.hours_present") or ""),
+        "absence_reason": forms.text(form, "correction.absence_reason")}
+    body = {"reason": forms.text(form, "correction.reason"), "attendance": [day]}
+    r = await apis.casework.call("POST", f"/statements/{statement_id}/corrections", user.token,
+                                 json=body, accept=(409, 422))
+    if r.status_code in (409, 422):
+        problem = r.json()
+        known = {"correction.placement_id": _("Deltagare"), "correction.date": _("Dag"),
+                 "correction.hours_present": _("Timmar närvarande"),
+                 "correction.absence_reason": _("Frånvaroorsak"),
+                 "correction.reason": _("Varför rättas underlaget?")}
+        aliases = {f"attendance[0].{k}": f"correction.{k}" for k in (
+            "placement_id", "date", "hours_present", "absence_reason")}
+        aliases.update({"attendance[0]": "correction.hours_present",
+                        "attendance": "correction.hours_present",
+                        "reason": "correction.reason"})
+        if r.status_code == 422:
+            problem = {**problem, "errors": [
+                {**e, "message": swedish_message(str(e.get("message", "")))}
+                for e in problem.get("errors") or []]}
+            errors = forms.from_problem(problem, known, aliases)
+        else:
+            errors = forms.FormErrors()
+            newer = str(problem.get("superseded_by") or "")
+            errors.add(None, _("Underlaget har redan ersatts av %(ref)s. Rätta det i stället.",
+                               ref=newer[:8].upper()) if newer else
+                       str(problem.get("detail") or ""))
+        return await show_statement(request, user, apis, statement_id, status=r.status_code,
+                                    **errors.context(), values=forms.values(form))
+    new = r.json()
+    flash(request, _("Underlaget är rättat. Det nya underlaget ersätter det gamla."))
+    return see_other(request, f"/statements/{new['id']}")
