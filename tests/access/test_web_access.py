@@ -84,6 +84,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/statements/{statement_id}"): let(DOWN, *REPS, *CW),
     ("GET", "/statements/{statement_id}.csv"): let(DOWN, *REPS, *CW),
     ("POST", "/statements/{statement_id}/corrections"): let(DOWN, *REPS, *CW),
+    ("GET", "/rates"): let(DOWN, *CW, "analyst"),
+    ("POST", "/rates"): let(DOWN, *CW),
     # registry
     ("GET", "/review"): let(DOWN, "registry_officer"),
     ("GET", "/companies"): {**let(DOWN, *CW, "registry_officer", "analyst", others=303)},

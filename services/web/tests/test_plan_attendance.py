@@ -156,6 +156,12 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     expect(week.locator(f"#day-{_pl(page)}-{days[3].isoformat()} td.reported")
            ).to_have_text("4 tim")
 
+    # The municipality pays 100 kr per hour present in work training.
+    r = post_form(sign_in(stack.url, PEOPLE["case_worker"]), "/rates", "/rates", {
+        "kind": "work_training", "unit": "hour", "amount_sek": "100",
+        "valid_from": last_month().isoformat()})
+    assert r.status_code == 303, r.text[:2000]
+
     # Another week of the month, open with JavaScript off, when the month gets closed.
     stale_context = browser.new_context(java_script_enabled=False)
     stale = stale_context.new_page()
@@ -181,6 +187,7 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     main = page.locator("main").inner_text()
     assert re.search(r"Timmar närvarande\s*15,50", main), main
     assert re.search(r"Dagar närvarande\s*4", main), main
+    assert re.search(r"Ersättning\s*1\s550,00 kr", main), main
     assert "Sigrid N." in main and "Närvarosson" not in main
     problems += check_page(page)
     expect(page.get_by_role("button", name="Skriv ut")).to_be_visible()
@@ -218,6 +225,7 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     expect(page.get_by_text("Underlaget är rättat.")).to_be_visible()
     main = page.locator("main").inner_text()
     assert re.search(r"Timmar närvarande\s*19,50", main), main
+    assert re.search(r"Ersättning\s*1\s950,00 kr", main), main
     assert "Rättelse av" in main
     page.goto(old_statement)
     expect(page.locator("main")).to_contain_text("Ersatt av en rättelse")
@@ -339,3 +347,23 @@ def test_a_stale_plan_edit_is_told_someone_else_changed_it(
     expect(page.get_by_text("Planen är sparad.")).to_be_visible()
     expect(page.locator("#plan")).to_contain_text("Mitt mål")
     expect(page.locator("#plan")).not_to_contain_text("Kollegans mål")
+
+
+def test_a_case_worker_sets_a_rate_once_per_kind_and_date(stack: Stack, page: Any) -> None:
+    sign_in_as(page, stack.url, PEOPLE["case_worker"], next_url="/statements")
+    page.get_by_role("link", name="Ersättningsnivåer").click()
+    valid_from = (date.today() + timedelta(days=400)).isoformat()
+    for _ in range(2):
+        page.get_by_label("Typ av placering").select_option("internship")
+        page.get_by_label("per dag närvarande").check()
+        page.get_by_label("Belopp i kronor").fill("350,50")
+        page.get_by_label("Gäller från").fill(valid_from)
+        page.get_by_role("button", name="Spara nivån").click()
+    # The second time the same kind and date: refused beside the date, nothing changed.
+    expect(page.locator("#f-valid_from-error")).to_contain_text(
+        "Det finns redan en nivå för den typen från det datumet")
+    rows = page.locator("tbody tr", has_text="Praktik")
+    expect(rows).to_have_count(1)
+    expect(rows).to_contain_text("350,50 kr per dag närvarande")
+    problems = check_page(page)
+    assert not problems, "\n".join(problems)

@@ -16,10 +16,11 @@ from web.routes import (
     links,
     notices,
     plan,
+    rates,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     home.router, account.router, caseload.router, cases.router, companies.router,
     analyst.router, notices.router, audit.router, links.router,
-    plan.router, attendance.router,
+    plan.router, attendance.router, rates.router,
 )
