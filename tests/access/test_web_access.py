@@ -71,9 +71,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants/{participant_id}/edit"): let(DOWN, *CW),
     ("GET", "/participants/{participant_id}/erase"): let(DOWN, *CW),
     ("POST", "/participants/{participant_id}/erase"): let(DOWN, *CW),
-    # an email's link: a case worker's placement, or the rep's company
-    ("GET", "/placements/{placement_id}"): {**let(DOWN, *CW, others=404),
-                                             **dict.fromkeys(REPS, 303)},
+    # an email's link: a case worker's placement, or the rep's week of attendance
+    ("GET", "/placements/{placement_id}"): let(DOWN, *CW, *REPS, others=404),
     # the plan, attendance and monthly statements (issue 19)
     ("GET", "/participants/{participant_id}/plan"): let(DOWN, *CW),
     ("POST", "/participants/{participant_id}/plan"): let(DOWN, *CW),

@@ -10,6 +10,7 @@ import io
 import re
 import subprocess
 import sys
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,12 @@ def test_a_case_worker_writes_and_reviews_a_plan_and_sees_the_attendance(
                   f"/attendance/{placement.group(1)}",
                   {"week": week_of(monday), f"{date.today().isoformat()}.hours_present": "4"})
     assert r.status_code == 303, r.text[:2000]
+    # An email's link to the placement opens the rep's week of attendance.
+    r = company.get(f"/placements/{placement.group(1)}")
+    assert r.status_code == 303
+    assert r.headers["location"] == \
+        f"/attendance?week={week_of(monday)}#placement-{placement.group(1)}"
+    assert company.get(f"/placements/{uuid.uuid4()}").status_code == 404
 
     problems: list[str] = []
     sign_in_as(page, stack.url, PEOPLE["case_worker"], next_url=f"/participants/{pid}")

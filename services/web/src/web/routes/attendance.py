@@ -161,6 +161,16 @@ async def _rep_placements(apis: Any, user: User) -> list[dict[str, Any]]:
     return items
 
 
+async def rep_week_of(apis: Any, user: User, placement_id: UUID) -> str | None:
+    """The week to report a placement of the rep's company in: this week, or the week it
+    starts when that is later; None when it is not at their company."""
+    for p in await _rep_placements(apis, user):
+        if p["id"] == str(placement_id):
+            return week_code(max(monday_of(None), monday_of(week_code(
+                date.fromisoformat(p["start"])))))
+    return None
+
+
 async def _row(apis: Any, user: User, p: dict[str, Any], monday: date) -> Row:
     sunday = monday + timedelta(days=6)
     page = await apis.casework.get(f"/placements/{p['id']}/attendance", user.token,
