@@ -280,12 +280,23 @@ def test_a_case_worker_writes_and_reviews_a_plan_and_sees_the_attendance(
     problems += check_page(page)
     goal = page.get_by_role("group", name="Mål 1 (nytt)")
     goal.get_by_label("Mål", exact=True).fill("Klara ett heltidsschema i butiken")
-    goal.get_by_label("Måldatum").fill((date.today() + timedelta(days=90)).isoformat())
     page.get_by_role("group", name="Aktivitet 1").get_by_label("Aktivitet", exact=True).fill(
         "Arbetsträning i butiken, fyra timmar om dagen")
-    page.get_by_label("Nästa uppföljning av planen").fill(date.today().isoformat())
+    page.get_by_label("Nästa uppföljning av planen").fill(
+        (date.today() - timedelta(days=1)).isoformat())
     page.get_by_role("group", name="Var deltagaren med och skrev planen?").get_by_label(
         "Ja").check()
+    # A goal without its date, then a review date already past: each beside its field.
+    page.get_by_role("button", name="Spara planen").click()
+    expect(page.locator("#f-goals-0--target_date-error")).to_contain_text("Ange ett datum")
+    problems += check_page(page)
+    goal = page.get_by_role("group", name="Mål 1 (nytt)")
+    assert goal.get_by_label("Mål", exact=True).input_value() == \
+        "Klara ett heltidsschema i butiken"
+    goal.get_by_label("Måldatum").fill((date.today() + timedelta(days=90)).isoformat())
+    page.get_by_role("button", name="Spara planen").click()
+    expect(page.locator("#f-next_review_date-error")).to_contain_text("Får inte ha passerat")
+    page.get_by_label("Nästa uppföljning av planen").fill(date.today().isoformat())
     page.get_by_role("button", name="Spara planen").click()
     expect(page.get_by_text("Planen är sparad.")).to_be_visible()
     expect(plan.get_by_text("Klara ett heltidsschema i butiken")).to_be_visible()
