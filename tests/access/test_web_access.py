@@ -168,11 +168,11 @@ def _url(path: str) -> str:
             .replace("{participant_id}", str(uuid.uuid4()))
             .replace("{company_id}", COMPANY)
             .replace("{placement_id}", str(uuid.uuid4()))
+            .replace("{statement_id}", str(uuid.uuid4()))
             .replace("{example_id}", str(uuid.uuid4()))
             .replace("{contact_id}", str(uuid.uuid4()))
             .replace("{subscription_id}", str(uuid.uuid4()))
-            .replace("{delivery_id}", str(uuid.uuid4()))
-            .replace("{statement_id}", str(uuid.uuid4())))
+            .replace("{delivery_id}", str(uuid.uuid4())))
 
 
 FORMS: dict[str, dict[str, str]] = {
