@@ -242,7 +242,7 @@ async def report_week(placement_id: UUID, request: Request, user: CompanyRep,
     row = next((r for r in rows if r.id == str(placement_id)), None)
     if row is None:
         raise ApiRefused(404, {"detail": "placement"})
-    saved, summary = 0, []
+    saved, summary, closed = 0, [], 0
     for day in row.days:
         if day.state not in ("open", "closed"):
             continue  # a closed day is sent only from a page opened before the closing:
@@ -264,6 +264,7 @@ async def report_week(placement_id: UUID, request: Request, user: CompanyRep,
         r = await apis.casework.call("PUT", f"/placements/{placement_id}/attendance/{day.key}",
                                      user.token, json=body, accept=(409, 422))
         if r.status_code == 409:
+            closed += 1
             row.errors[f"{day.key}.hours_present"] = closed_message(r.json())
         elif r.status_code == 422:
             for e in r.json().get("errors") or [{"field": "hours_present",
@@ -286,7 +287,9 @@ async def report_week(placement_id: UUID, request: Request, user: CompanyRep,
         for other in fresh:
             if other.id == row.id:
                 other.errors, other.values, other.saved = row.errors, row.values, saved
-        return _show(request, fresh, monday, status=422, error_list=summary)
+        # only closed months refused: the 409 it is; any bad input: 422
+        status = 409 if closed == len(row.errors) else 422
+        return _show(request, fresh, monday, status=status, error_list=summary)
     message = _("Närvaron för %(person)s är sparad.", person=row.person) if saved else \
         _("Inget att spara för %(person)s: inga ändringar.", person=row.person)
     if is_htmx(request):
