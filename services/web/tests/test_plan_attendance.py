@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from casework.workdays import is_working_day
+
 from .browser import axe_violations, describe, horizontal_overflow, sign_in_as, tab_to, too_wide
 from .stack import PEOPLE, Stack, active_company, eventually, identity_number, post_form, sign_in
 
@@ -33,6 +35,16 @@ def last_month(today: date | None = None) -> date:
 def week_of(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def full_week_in(month: date) -> date:
+    """The Monday of the week around the 8th of `month`, or the 15th when that one has a
+    Swedish public holiday on a weekday (its planned hours would be 0)."""
+    for day in (8, 15):
+        monday = month.replace(day=day) - timedelta(days=month.replace(day=day).weekday())
+        if all(is_working_day(monday + timedelta(days=i)) for i in range(5)):
+            return monday
+    raise AssertionError(f"no week without a holiday around the 8th or 15th of {month}")
 
 
 def close_month(stack: Stack, month: date) -> str:
@@ -97,9 +109,9 @@ def test_the_rep_reports_a_week_and_downloads_last_months_statement(
     page.get_by_role("link", name="Föregående vecka").click()
     expect(page.get_by_role("heading", level=1)).not_to_have_text(this_week)
 
-    # The week around the 8th of last month: every day of it inside the placement.
-    monday = last_month() + timedelta(days=7)
-    monday -= timedelta(days=monday.weekday())
+    # A week of last month (around the 8th or the 15th) without a public holiday: every day
+    # of it inside the placement, with 4 hours planned each working day.
+    monday = full_week_in(last_month())
     page.goto(f"{stack.url}/attendance?week={week_of(monday)}")
     week = page.locator("section.attendance-week", has_text="Sigrid N.")
     expect(week.get_by_role("heading", name="Sigrid N.")).to_be_visible()
