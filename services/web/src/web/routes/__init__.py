@@ -14,9 +14,11 @@ from web.routes import (
     home,
     links,
     notices,
+    public,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     home.router, account.router, caseload.router, cases.router, companies.router,
     analyst.router, notices.router, audit.router, links.router,
+    public.router,
 )
