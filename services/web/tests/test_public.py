@@ -304,3 +304,68 @@ def test_the_public_pages_read_in_english(stack: Stack, data: dict[str, str]) ->
     assert "Register of work-integration social enterprises" in html
     assert "Active companies per county" in html
     assert "Open data" in client.get("/open-data").text
+
+
+def test_the_pictures_numbers_are_the_registers(stack: Stack, data: dict[str, str]) -> None:
+    """The front page's table (beside the charts) counts what the open data holds."""
+    html = httpx.get(f"{stack.url}/register", timeout=30).text
+    export = httpx.get(f"{stack.url}/open-data/asf-register.json", timeout=30).json()
+    total = re.search(r'Hela landet</th><td class="num">([\d\s\u00a0]+)</td>'
+                      r'<td class="num">([\d\s\u00a0]+)</td>', html)
+    assert total, "no totals row"
+    companies, places = (int(re.sub(r"\D", "", g)) for g in total.groups())
+    assert companies == export["count"] == len(export["items"])
+    assert places == sum(c["training_places"] for c in export["items"])
+    stockholm = re.search(r'>Stockholms län</a></th><td class="num">([\d\s\u00a0]+)</td>', html)
+    assert stockholm
+    assert int(re.sub(r"\D", "", stockholm.group(1))) == sum(
+        1 for c in export["items"] if c["county"]["code"] == "01")
+
+
+def _registered_through_the_api(stack: Stack, name: str, municipality: str) -> str:
+    """A company registered and verified over the registry's API (quicker than the forms)."""
+    from asf_testing import org_number
+    from asf_testing.tokens import auth
+
+    officer = auth("registry_officer", sub="officer-pages")
+    body = {"org_number": org_number(), "name": name, "legal_form": "ekonomisk_forening",
+            "municipality_code": municipality, "industries": ["gardening"],
+            "origin": "founded", "training_places": 3, "contacts": [],
+            "workforce": {"as_of": "2026-01-01", "engaged_total": 10, "employees_total": 4,
+                          "target_group_engaged": 6},
+            "criteria": {"runs_business": True, "integration_purpose": True,
+                         "participation": {"form": "ownership"}, "reinvests_profits": True,
+                         "independent_of_public_sector": True}}
+    registry = stack.registry.base_url
+    r = httpx.post(f"{registry}/companies", json=body, headers=officer, timeout=30)
+    assert r.status_code == 201, r.text
+    company_id = str(r.json()["id"])
+    r = httpx.post(f"{registry}/companies/{company_id}/verification", headers=officer,
+                   json={"decision": "verified", "level": "verified"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return company_id
+
+
+def test_the_register_pages_on_with_javascript_off(stack: Stack, browser: Any) -> None:
+    """More companies than fit on a page: the next page carries the filters on, and the
+    first page is a link away."""
+    for i in range(26):  # one page is 25
+        _registered_through_the_api(stack, f"Kirunas Trädgård {i:02d} {TAG}", "2584")
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{stack.url}/register?municipality_code=2584&q={TAG}")
+        results = page.locator(".results").get_by_role("link")
+        expect(results).to_have_count(25)
+        expect(results.first).to_have_text(f"Kirunas Trädgård 00 {TAG}")
+        page.get_by_role("link", name="Nästa sida").click()
+        expect(results).to_have_count(1)
+        expect(results.first).to_have_text(f"Kirunas Trädgård 25 {TAG}")
+        assert "municipality_code=2584" in page.url and f"q={TAG}" in page.url
+        expect(page.get_by_role("link", name="Nästa sida")).to_have_count(0)
+        expect(page.get_by_label("Kommun", exact=True)).to_have_value("2584")
+        page.get_by_role("link", name="Första sidan").click()
+        expect(results).to_have_count(25)
+    finally:
+        context.close()
