@@ -1,9 +1,9 @@
 """The web app's public pages as the register grows (issue 13): `/register` (the front page
-with its county chart, and a county filter) at a steady rate beside the registry call it
-makes, and the open-data CSV streamed through the web app: the web app's resident memory
-while it passes the file on, which should stay flat from 1 k to 100 k companies (it never
-holds the file whole), and how long the download takes through it and straight from the
-registry.
+with its county chart, and a county filter) at a steady rate beside the registry calls it
+makes (`/public/stats` at 2 a second: the web app keeps its answer for a minute), and the
+open-data CSV streamed through the web app: the web app's resident memory while it passes
+the file on, which should stay flat from 1 k to 100 k companies (it never holds the file
+whole), and how long the download takes through it and straight from the registry.
 
 The registry and the web app run as their own processes; the companies are made by SQL
 (`bench.reads.fill_companies`: every third pending). Not a test: run it alone.
@@ -102,6 +102,8 @@ async def run(sizes: list[int], rate: float, seconds: float) -> dict[str, Any]:
                     keep(await at_rate(api, f"registry GET /public/companies, {size:,}",
                                        lambda i: ("GET", "/public/companies",
                                                   {"params": {"limit": 25}}), rate, seconds))
+                    keep(await at_rate(api, f"registry GET /public/stats, {size:,}",
+                                       lambda i: ("GET", "/public/stats", {}), 2, seconds))
                     keep(await at_rate(client, f"web GET /register?county_code=14, {size:,}",
                                        lambda i: ("GET", "/register",
                                                   {"params": {"county_code": "14"}}),

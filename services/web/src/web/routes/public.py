@@ -11,6 +11,8 @@ come, never held whole.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -74,6 +76,11 @@ _PASSED_ON = ("content-type", "content-disposition", "etag", "cache-control",
               "x-produced-at", "link")
 
 _MUNICIPALITIES: dict[str, dict[str, Any]] = {}
+SHARED_SECONDS = 60.0
+"""How long a public answer that is the same for everybody (the counties' numbers) is kept:
+the registry's own `Cache-Control: public, max-age=60`."""
+_shared: dict[str, tuple[float, Any]] = {}
+_shared_locks: dict[str, asyncio.Lock] = {}
 
 
 # --- calling the public API ----------------------------------------------------------------
@@ -105,6 +112,33 @@ def _rate_limited(request: Request, e: RateLimited) -> Response:
         "%(seconds)s sekunder och försök igen.", seconds=e.retry_after))
     response.headers["Retry-After"] = e.retry_after
     return response
+
+
+async def _shared_get(request: Request, apis: Apis, path: str) -> Any:
+    """A public answer that is the same for everybody, kept for a minute as the registry's
+    `Cache-Control` allows, and fetched once however many visitors ask at the same moment
+    (the counties' numbers cost the registry a pass over the whole register)."""
+    now = time.monotonic()
+    kept = _shared.get(path)
+    if kept and kept[0] > now:
+        return kept[1]
+    async with _shared_locks.setdefault(path, asyncio.Lock()):
+        kept = _shared.get(path)
+        if kept and kept[0] > time.monotonic():
+            return kept[1]
+        r = await _get(request, apis, path)
+        _shared[path] = (time.monotonic() + _max_age(r.headers.get("cache-control")), r.json())
+        return _shared[path][1]
+
+
+def _max_age(cache_control: str | None) -> float:
+    for part in (cache_control or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "no-store" or name == "no-cache" or name == "private":
+            return 0.0
+        if name == "max-age" and value.isdigit():
+            return min(float(value), SHARED_SECONDS)
+    return 0.0
 
 
 async def _municipalities(request: Request, apis: Apis) -> dict[str, dict[str, Any]]:
@@ -166,7 +200,7 @@ async def register(request: Request, apis: ApisDep) -> Response:
         errors = _problem(r) if r.status_code == 422 else forms.FormErrors()
         page = r.json() if r.status_code == 200 else {"items": [], "next_cursor": None}
         front = not filters and not cursor
-        stats = (await _get(request, apis, "/public/stats")).json() if front else None
+        stats = await _shared_get(request, apis, "/public/stats") if front else None
     except RateLimited as e:
         return _rate_limited(request, e)
     return render(request, "public_register.html", {
