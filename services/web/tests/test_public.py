@@ -383,3 +383,23 @@ def test_the_register_pages_on_with_javascript_off(stack: Stack, browser: Any) -
         expect(results).to_have_count(25)
     finally:
         context.close()
+
+
+def test_a_rep_chooses_to_show_their_contact_in_the_register(stack: Stack, page: Any) -> None:
+    officer = sign_in(stack.url, PEOPLE["registry_officer"])
+    company_id = _company(officer, f"Repens Rosteri {TAG}", "0180", eligible=True,
+                          contact=("Rut Rostare", "rut.rostare@example.se"), public=False)
+    public_page = f"{stack.url}/register/{company_id}"
+    assert "Rut Rostare" not in httpx.get(public_page, timeout=30).text
+    sign_in_as(page, stack.url, {"sub": f"rep-{TAG}", "name": "Rut Rostare",
+                                 "role": "company_rep", "company_id": company_id},
+               next_url=f"/companies/{company_id}/edit")
+    shown = page.get_by_label("Visa kontaktpersonen i det öppna registret")
+    expect(shown).not_to_be_checked()
+    shown.check()
+    page.get_by_role("button", name="Spara ändringarna").click()
+    page.get_by_text("Ändringarna är sparade.").wait_for()
+    html = httpx.get(public_page, timeout=30).text
+    assert "Rut Rostare" in html and "rut.rostare@example.se" in html
+    page.goto(f"{stack.url}/companies/{company_id}/edit")  # the choice is kept when editing
+    expect(page.get_by_label("Visa kontaktpersonen i det öppna registret")).to_be_checked()
