@@ -80,7 +80,8 @@ SHARED_SECONDS = 60.0
 """How long a public answer that is the same for everybody (the counties' numbers) is kept:
 the registry's own `Cache-Control: public, max-age=60`."""
 _shared: dict[str, tuple[float, Any]] = {}
-_shared_locks: dict[str, asyncio.Lock] = {}
+_shared_locks: dict[tuple[int, str], asyncio.Lock] = {}
+"""One lock per event loop and path (a lock belongs to the loop that first waits on it)."""
 
 
 # --- calling the public API ----------------------------------------------------------------
@@ -122,7 +123,8 @@ async def _shared_get(request: Request, apis: Apis, path: str) -> Any:
     kept = _shared.get(path)
     if kept and kept[0] > now:
         return kept[1]
-    async with _shared_locks.setdefault(path, asyncio.Lock()):
+    async with _shared_locks.setdefault((id(asyncio.get_running_loop()), path),
+                                        asyncio.Lock()):
         kept = _shared.get(path)
         if kept and kept[0] > time.monotonic():
             return kept[1]
