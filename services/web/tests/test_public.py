@@ -403,3 +403,20 @@ def test_a_rep_chooses_to_show_their_contact_in_the_register(stack: Stack, page:
     assert "Rut Rostare" in html and "rut.rostare@example.se" in html
     page.goto(f"{stack.url}/companies/{company_id}/edit")  # the choice is kept when editing
     expect(page.get_by_label("Visa kontaktpersonen i det öppna registret")).to_be_checked()
+
+
+def test_the_public_pages_at_200_percent_zoom(stack: Stack, browser: Any,
+                                              data: dict[str, str]) -> None:
+    """200 % zoom of a 1280 px window is a 640 px CSS viewport at device scale 2."""
+    context = browser.new_context(viewport={"width": 640, "height": 450},
+                                  device_scale_factor=2)
+    page = context.new_page()
+    try:
+        for path in ("/register", f"/register/{data['eligible']}", "/open-data", "/handbook",
+                     f"/handbook/{data['example']}"):
+            page.goto(stack.url + path)
+            assert horizontal_overflow(page) == 0, (path, too_wide(page))
+            expect(page.get_by_role("navigation", name="Huvudmeny").get_by_role(
+                "link", name="Registret")).to_be_visible()
+    finally:
+        context.close()
