@@ -122,6 +122,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/templates/{name}/versions/{version}/activation"): let(DOWN, "analyst"),
     ("GET", "/deliveries"): let(DOWN, "analyst", "registry_officer"),
     ("POST", "/deliveries/{delivery_id}/retry"): let(DOWN, "analyst"),
+    # the public pages (SPEC 3.4): everybody, signed in or not; they call the registry's
+    # public API without a token (down here), but the open-data page calls nothing
+    ("GET", "/register"): anyone(DOWN),
+    ("GET", "/register/{company_id}"): anyone(DOWN),
+    ("GET", "/open-data"): anyone(200),
+    ("GET", "/open-data/asf-register.{extension}"): anyone(DOWN),
+    ("GET", "/handbook"): anyone(DOWN),
+    ("GET", "/handbook/{example_id}"): anyone(DOWN),
     # auditor
     ("GET", "/audit"): let(200, "auditor"),
     ("POST", "/audit"): let(303, "auditor"),  # → the participant's access log
@@ -172,7 +180,8 @@ def _url(path: str) -> str:
             .replace("{example_id}", str(uuid.uuid4()))
             .replace("{contact_id}", str(uuid.uuid4()))
             .replace("{subscription_id}", str(uuid.uuid4()))
-            .replace("{delivery_id}", str(uuid.uuid4())))
+            .replace("{delivery_id}", str(uuid.uuid4()))
+            .replace("{extension}", "csv"))
 
 
 FORMS: dict[str, dict[str, str]] = {

@@ -40,6 +40,10 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/templates", N_("Mallar"), ("analyst",)),
     NavItem("/deliveries", N_("Leveranser"), ("analyst", "registry_officer")),
     NavItem("/audit", N_("Loggranskning"), ("auditor",)),
+    # the public pages, for everybody (signed in or not)
+    NavItem("/register", N_("Registret")),
+    NavItem("/handbook", N_("Handboken")),
+    NavItem("/open-data", N_("Öppna data")),
 )
 
 

@@ -16,11 +16,12 @@ from web.routes import (
     links,
     notices,
     plan,
+    public,
     rates,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     home.router, account.router, caseload.router, cases.router, companies.router,
     analyst.router, notices.router, audit.router, links.router,
-    plan.router, attendance.router, rates.router,
+    public.router, plan.router, attendance.router, rates.router,
 )
