@@ -383,6 +383,24 @@ def test_a_stale_plan_edit_is_told_someone_else_changed_it(
     expect(page.locator("#plan")).to_contain_text("Mitt mål")
     expect(page.locator("#plan")).not_to_contain_text("Kollegans mål")
 
+    # A review recorded on a plan a colleague has changed since: refused, and said so.
+    plan = page.locator("#plan")
+    plan.get_by_label("Planen fortsätter som den är").check()
+    plan.get_by_label(re.compile("^Nästa uppföljning")).fill(
+        (date.today() + timedelta(days=20)).isoformat())
+    html = cw.get(f"/participants/{pid}").text
+    version = re.search(r'name="version" value="(\d+)"', html)
+    assert version, html[:2000]
+    r = post_form(cw, f"/participants/{pid}", f"/participants/{pid}/plan/reviews", {
+        "version": version.group(1), "review.outcome": "revise",
+        "review.date": date.today().isoformat(),
+        "review.next_review_date": (date.today() + timedelta(days=10)).isoformat()})
+    assert r.status_code == 303, r.text[:2000]
+    plan.get_by_role("button", name="Registrera uppföljningen").click()
+    expect(page.locator(".error-summary")).to_contain_text(
+        "Någon annan har ändrat planen sedan du öppnade sidan")
+    expect(page.locator("#plan")).to_contain_text("Planen ska skrivas om")  # the colleague's
+
 
 def test_a_case_worker_sets_a_rate_once_per_kind_and_date(stack: Stack, page: Any) -> None:
     sign_in_as(page, stack.url, PEOPLE["case_worker"], next_url="/statements")
