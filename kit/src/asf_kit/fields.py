@@ -68,9 +68,9 @@ def _json_type(value: Any, annotation: Any) -> None:
     if value is None or isinstance(value, BaseModel):
         return
     if kinds == {bool} and not isinstance(value, bool):
-        raise ValueError("must be true or false")
+        raise ValueError("Input should be a valid boolean: true or false")
     if int in kinds and bool not in kinds and isinstance(value, bool):
-        raise ValueError("must be a number, not true or false")
+        raise ValueError("Input should be a valid number, not true or false")
     if date in kinds and not (kinds & {datetime, str}) and not isinstance(value, date):
         iso_date(value)
 
@@ -81,7 +81,7 @@ def iso_date(value: Any) -> Any:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not _ISO_DATE.match(value.strip()):
-        raise ValueError("must be a date, YYYY-MM-DD")
+        raise ValueError("Input should be a valid date in the format YYYY-MM-DD")
     return value
 
 

@@ -215,7 +215,7 @@ class CompanyPatch(Input):
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
-            raise ValueError("may not be null (leave it out to keep it)")
+            raise ValueError("may not be null")
         return value
 
 

@@ -16,6 +16,7 @@ _KNOWN_MESSAGES = {
     "Field required": N_("Måste fyllas i"),
     "field required": N_("Måste fyllas i"),
     "String should have at least 1 character": N_("Måste fyllas i"),
+    "may not be null": N_("Måste fyllas i"),
     "Input should be a valid integer, unable to parse string as an integer":
         N_("Ange ett heltal"),
     "Input should be a valid number, unable to parse string as a number": N_("Ange ett tal"),
