@@ -21,7 +21,7 @@ import asyncpg
 
 from asf_contracts import Envelope
 from asf_kit.db import Conn
-from asf_kit.outbox import add_events
+from asf_kit.outbox import add_events, collecting, hand_over
 from asf_kit.problems import Problem, invalid
 
 
@@ -39,12 +39,16 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
-    """A transaction on a pooled connection; collected events are written before commit."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn)
-        yield uow
-        if uow.events:
-            await add_events(conn, uow.events)
+    """A transaction on a pooled connection; collected events are written before commit and
+    handed to the relay right after it (see `asf_kit.outbox`)."""
+    async with pool.acquire() as conn:
+        with collecting(pool) as events:
+            async with conn.transaction():
+                uow = UnitOfWork(conn)
+                yield uow
+                if uow.events:
+                    await add_events(conn, uow.events)
+        hand_over(events)
 
 
 def expected_version(if_match: int | None, body_version: int | None) -> int:
