@@ -179,6 +179,8 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
         for name in LEVERS:
             variants[f"project, without: {name}"] = Variant(levers_off=(name,))
         variants["project, relay batch of 1"] = Variant(settings={"relay_batch_size": 1})
+        variants["project, consumer concurrency 1"] = Variant(
+            settings={"consumer_concurrency": 1})
     from bench.hop import RAW_LIMIT
 
     raw_name = RAW_LIMIT

@@ -233,7 +233,7 @@ class OutboxRelay(Worker):
         the rows' leases keep the poll away meanwhile."""
         failures = 0
         while self._to_mark:
-            await asyncio.sleep(0.02 if not failures else BACKOFF.after(failures))
+            await asyncio.sleep(0.05 if not failures else BACKOFF.after(failures))
             ids, self._to_mark = self._to_mark, []
             try:
                 async with self._pool.acquire() as conn:
