@@ -83,42 +83,60 @@ async def fill_participants(dsn: str, n: int, *, stage: str | None = None,
 
 
 async def casework_writes(pg_dsn_factory: Any, broker_url: str, *, seconds: float,
-                          rate: float, log_dir: Path, say: Say = print
+                          rate: float, log_dir: Path, say: Say = print, rounds: int = 1,
                           ) -> tuple[list[Result], dict[str, float]]:
-    """Transitions referred → assessment, each on a participant of its own."""
+    """Transitions referred → assessment, each on a participant of its own: the raw write
+    (`bench.raw_http`: Starlette + asyncpg, the same SQL) and casework, each a process of its
+    own on a database of its own, interleaved round by round; CPU of the serving process per
+    request beside each figure."""
     from bench.common import scratch_database
+    from bench.public import measured
 
     headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
     results: list[Result] = []
-    async with scratch_database("cwwrites") as dsn:
-        await migrate(dsn, CASEWORK_MIGRATIONS)
-        await fill_participants(dsn, int(max(rate, 600) * seconds * 3) + 2000,
-                                stage="referred", home_share=1.0)
-        conn = await asyncpg.connect(dsn)
-        ids = [str(r["id"]) for r in await conn.fetch("SELECT id FROM participants")]
-        await conn.close()
-        pool = iter(ids)
+    memory: dict[str, float] = {}
+    sides = (("raw write (Starlette + asyncpg)", "bench.raw_http"), ("casework", "casework.cli"))
+    per_side = int(max(rate, 600) * seconds * 3 * rounds) + 2000
+    async with scratch_database("cwwritesraw") as raw_dsn, \
+            scratch_database("cwwrites") as dsn:
+        ids: dict[str, Any] = {}
+        for label, db in zip(("raw", "casework"), (raw_dsn, dsn), strict=True):
+            await migrate(db, CASEWORK_MIGRATIONS)
+            await fill_participants(db, per_side, stage="referred", home_share=1.0)
+            conn = await asyncpg.connect(db)
+            ids[label] = iter([str(r["id"]) for r in await conn.fetch(
+                "SELECT id FROM participants")])
+            await conn.close()
+        for r in range(rounds):
+            for (name, module), db, key in zip(sides, (raw_dsn, dsn), ("raw", "casework"),
+                                               strict=True):
+                pool = ids[key]
 
-        def make(_: int) -> tuple[str, str, dict[str, Any]]:
-            return ("POST", f"/participants/{next(pool)}/transitions",
-                    {"json": {"to": "assessment"}})
+                def make(_: int, pool: Any = pool) -> tuple[str, str, dict[str, Any]]:
+                    return ("POST", f"/participants/{next(pool)}/transitions",
+                            {"json": {"to": "assessment"}})
 
-        async with service_process("casework.cli", casework_env(dsn, broker_url),
-                                   log_dir / "casework-writes.log") as p:
-            async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
-                                         timeout=30) as client:
-                for i in range(100):
-                    await client.request(*make(i)[:2], **make(i)[2])
-                with RssSampler(p.process.pid) as rss:
-                    results.append(await saturate(
-                        client, "POST /participants/{id}/transitions, saturation (16 in flight)",
-                        make, seconds))
-                    results.append(await at_rate(
-                        client, f"POST /participants/{{id}}/transitions at {rate:.0f}/s",
-                        make, rate, seconds))
-        for r in results:
-            say(f"  {r.name}: {r.rate:,.0f}/s p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms")
-    return results, {"casework_rss_writes_peak_mb": rss.peak_mb}
+                async with service_process(module, casework_env(db, broker_url),
+                                           log_dir / f"casework-writes-{key}.log") as p:
+                    pid = p.process.pid
+                    async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
+                                                 timeout=30) as client:
+                        for i in range(100):
+                            await client.request(*make(i)[:2], **make(i)[2])
+                        with RssSampler(pid) as rss:
+                            sat = await measured(saturate(
+                                client, f"{name}: POST …/transitions, saturation "
+                                "(16 in flight)", make, seconds), pid)
+                            paced = await measured(at_rate(
+                                client, f"{name}: POST …/transitions at {rate:.0f}/s",
+                                make, rate, seconds), pid)
+                        if key == "casework":
+                            memory["casework_rss_writes_peak_mb"] = rss.peak_mb
+                for res in (sat, paced):
+                    say(f"  round {r + 1}: {res.name}: {res.rate:,.0f}/s p50 {res.pct(50):.1f}"
+                        f" p99 {res.pct(99):.1f} ms, CPU {res.cpu_ms:.2f} ms each")  # type: ignore[attr-defined]
+                    results.append(res)
+    return results, memory
 
 
 async def casework_reads(sizes: list[int], broker_url: str, *, rate: float, seconds: float,

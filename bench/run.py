@@ -192,12 +192,25 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
             "paced": summarize_hop(paced, raw_name), "paced_rate": rate}
 
 
-async def run_writes(broker: str, seconds: float, rate: float) -> dict[str, Any]:
+async def run_writes(broker: str, seconds: float, rate: float, rounds: int = 1
+                     ) -> dict[str, Any]:
     from bench.casework_http import casework_writes
 
     results, memory = await casework_writes(None, broker, seconds=seconds, rate=rate,
-                                            log_dir=LOG_DIR, say=say)
-    return {"results": [row(r) for r in results], "memory": memory}
+                                            log_dir=LOG_DIR, say=say, rounds=rounds)
+    rows = []
+    for i in range(0, len(results), 4):  # each round: raw saturation, raw paced, casework's
+        raw_sat, raw_paced, sat, paced = results[i:i + 4]
+        for r in (raw_sat, raw_paced):
+            rows.append(row(r, cpu_ms_per_request=round(r.cpu_ms, 3), note="raw limit"))  # type: ignore[attr-defined]
+        rows.append(row(sat, cpu_ms_per_request=round(sat.cpu_ms, 3),  # type: ignore[attr-defined]
+                        note=f"x{sat.rate / raw_sat.rate:.2f} req/s of raw, "
+                        f"CPU x{sat.cpu_ms / raw_sat.cpu_ms:.2f}"))  # type: ignore[attr-defined]
+        rows.append(row(paced, cpu_ms_per_request=round(paced.cpu_ms, 3),  # type: ignore[attr-defined]
+                        note=f"x{paced.pct(50) / raw_paced.pct(50):.2f} p50, "
+                        f"x{paced.pct(99) / raw_paced.pct(99):.2f} p99 of raw, "
+                        f"CPU x{paced.cpu_ms / raw_paced.cpu_ms:.2f}"))  # type: ignore[attr-defined]
+    return {"results": rows, "memory": memory}
 
 
 async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
@@ -265,6 +278,8 @@ def table(out: dict[str, Any]) -> str:
             note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
             if r.get("cpu_ms_per_request") is not None:
                 note = f"CPU {r['cpu_ms_per_request']} ms each {note}".strip()
+            if r.get("note"):
+                note = f"{r['note']}; {note}"
             add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"], note)
     for key, err in out.get("errors", {}).items():
         lines.append(f"! {key} failed: {err.splitlines()[-1] if err else ''}")
@@ -300,7 +315,7 @@ async def main(args: argparse.Namespace) -> int:
     jobs: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
         ("raw", lambda: run_raw(broker, n)),
         ("hop", lambda: run_hop(broker, n, rounds, 100, n // 2, "levers" in only)),
-        ("writes", lambda: run_writes(broker, 5 if quick else 15, 100)),
+        ("writes", lambda: run_writes(broker, 5 if quick else 15, 100, rounds)),
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
         ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
