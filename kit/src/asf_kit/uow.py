@@ -36,6 +36,13 @@ class UnitOfWork:
         """Publish with the commit: the events reach the outbox in this transaction."""
         self.events.extend(events)
 
+    async def flush(self) -> None:
+        """Write the events collected so far now rather than just before the commit: before
+        taking a lock that is held until the commit, so the outbox's round trip is not made
+        while others wait for it."""
+        events, self.events = self.events, []
+        await add_events(self.conn, events)
+
 
 @asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
