@@ -4,7 +4,7 @@ prints a table. See bench/README.md for what each figure is.
 
     --quick              small counts and short runs, the 10 k size only (a smoke test)
     --sizes 10000,...    row counts for the read benchmarks (default 10 k, 100 k, 1 M)
-    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e, public
+    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e, public, scale
     --levers             also run the hop with each kit lever switched off (before/after)
     --loop asyncio       run the bench process on the default asyncio loop, not uvloop
     --events N --rounds R  events per hop run (queued; half of it paced) and rounds
@@ -34,7 +34,7 @@ sys.path[0] = str(ROOT)
 
 from bench.common import AMQP, PG, Result, scratch_database  # noqa: E402
 
-SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e", "public")
+SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e", "public", "scale")
 BENCH_VHOST = "asf_bench"
 LOG_DIR = ROOT / "var" / "bench"
 
@@ -235,6 +235,19 @@ async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
                         for r in results], "memory": memory}
 
 
+async def run_scale(broker: str, n: int) -> dict[str, Any]:
+    from bench.scale import scale_out
+
+    results = await scale_out(broker, n, (1, 2, 3), LOG_DIR, say)
+    first = results[0].rate
+    return {"results": [row(r, processes=r.processes,  # type: ignore[attr-defined]
+                            cpu_ms_per_event=r.cpu_ms_per_event,  # type: ignore[attr-defined]
+                            note=f"x{r.rate / first:.2f} of one process; CPU ms/event "
+                            + ", ".join(f"{k} {v}" for k, v in
+                                        r.cpu_ms_per_event.items()))  # type: ignore[attr-defined]
+                        for r in results]}
+
+
 async def run_e2e(broker: str, seconds: float, rate: float) -> dict[str, Any]:
     from bench.e2e import end_to_end
 
@@ -273,7 +286,7 @@ def table(out: dict[str, Any]) -> str:
                 f"x{m['throughput_ratio']} events/s, x{m['p50_ratio']} p50, "
                 f"x{m['p99_ratio']} p99, CPU {m['cpu_ms_per_event']} ms/event "
                 f"(x{m['cpu_ratio']}) of the raw limit")
-    for key in ("writes", "reads", "e2e", "public"):
+    for key in ("writes", "reads", "e2e", "public", "scale"):
         for r in s.get(key, {}).get("results", []):
             note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
             if r.get("cpu_ms_per_request") is not None:
@@ -319,6 +332,7 @@ async def main(args: argparse.Namespace) -> int:
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
         ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
+        ("scale", lambda: run_scale(broker, 1000 if quick else 3000)),
     ]
     for name, job in jobs:
         if name not in only and not (name == "hop" and "levers" in only):
