@@ -214,8 +214,16 @@ class OutboxRelay(Worker):
         task.add_done_callback(self._in_hand.discard)
 
     async def _publish_handed(self, rows: list[dict[str, Any]]) -> None:
-        outcomes = await asyncio.gather(*(self._publish(r) for r in rows),
-                                        return_exceptions=True)
+        outcomes: list[BaseException | None]
+        if len(rows) == 1:  # the common case: no task of gather's own
+            try:
+                await self._publish(rows[0])
+                outcomes = [None]
+            except Exception as e:
+                outcomes = [e]
+        else:
+            outcomes = await asyncio.gather(*(self._publish(r) for r in rows),
+                                            return_exceptions=True)
         for row, outcome in zip(rows, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 log.warning("event not published at once; the poll publishes it when its "
