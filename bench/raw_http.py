@@ -123,7 +123,7 @@ def create_app() -> Starlette:
                                                   "assigned_to", "referred_at", "created_by")}
         case.update(stage=to, version=version, placements=p["placements"],
                     employment=p["employment"], follow_ups=p["follow_ups"])
-        return Response(orjson.dumps(case), media_type="application/json")
+        return Response(orjson.dumps(case, default=str), media_type="application/json")
 
     async def ready(_: Request) -> Response:
         return Response(b"{}", media_type="application/json")
