@@ -4,7 +4,8 @@ prints a table. See bench/README.md for what each figure is.
 
     --quick              small counts and short runs, the 10 k size only (a smoke test)
     --sizes 10000,...    row counts for the read benchmarks (default 10 k, 100 k, 1 M)
-    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e, public, scale
+    --only hop,reads     run some sections: raw, hop, levers, writes, reads, participants (the
+                         casework half of reads), e2e, public, scale
     --levers             also run the hop with each kit lever switched off (before/after)
     --loop asyncio       run the bench process on the default asyncio loop, not uvloop
     --events N --rounds R  events per hop run (queued; half of it paced) and rounds
@@ -34,7 +35,7 @@ sys.path[0] = str(ROOT)
 
 from bench.common import AMQP, PG, Result, scratch_database  # noqa: E402
 
-SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e", "public", "scale")
+SECTIONS = ("raw", "hop", "levers", "writes", "reads", "participants", "e2e", "public", "scale")
 BENCH_VHOST = "asf_bench"
 LOG_DIR = ROOT / "var" / "bench"
 
@@ -225,6 +226,17 @@ async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
                         for r in reg + cw], "memory": {**reg_mem, **cw_mem}}
 
 
+async def run_participants(broker: str, sizes: list[int], seconds: float, rate: float
+                           ) -> dict[str, Any]:
+    """`GET /participants` alone (casework's part of `reads`)."""
+    from bench.casework_http import casework_reads
+
+    cw, memory = await casework_reads(sizes, broker, rate=rate, seconds=seconds,
+                                      log_dir=LOG_DIR, say=say)
+    return {"results": [row(r, note=f"p99 x{r.pct(99) / r.pct(50):.1f} of p50") for r in cw],
+            "memory": memory}
+
+
 async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
                      ) -> dict[str, Any]:
     from bench.public import public_register
@@ -287,7 +299,7 @@ def table(out: dict[str, Any]) -> str:
                 f"x{m['throughput_ratio']} events/s, x{m['p50_ratio']} p50, "
                 f"x{m['p99_ratio']} p99, CPU {m['cpu_ms_per_event']} ms/event "
                 f"(x{m['cpu_ratio']}) of the raw limit")
-    for key in ("writes", "reads", "e2e", "public", "scale"):
+    for key in ("writes", "reads", "participants", "e2e", "public", "scale"):
         for r in s.get(key, {}).get("results", []):
             note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
             if r.get("cpu_ms_per_request") is not None:
@@ -312,7 +324,7 @@ async def main(args: argparse.Namespace) -> int:
     quick = args.quick
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
         [10_000] if quick else [10_000, 100_000, 1_000_000])
-    only = set(args.only.split(",")) if args.only else set(SECTIONS) - {"levers"}
+    only = set(args.only.split(",")) if args.only else set(SECTIONS) - {"levers", "participants"}
     if args.levers:
         only.add("levers")
     broker = bench_vhost()
@@ -331,6 +343,7 @@ async def main(args: argparse.Namespace) -> int:
         ("hop", lambda: run_hop(broker, n, rounds, 100, n // 2, "levers" in only)),
         ("writes", lambda: run_writes(broker, 5 if quick else 15, 100, rounds)),
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
+        ("participants", lambda: run_participants(broker, sizes, 4 if quick else 10, 100)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
         ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
         ("scale", lambda: run_scale(broker, 1000 if quick else 3000)),
