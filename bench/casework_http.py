@@ -83,7 +83,8 @@ async def fill_participants(dsn: str, n: int, *, stage: str | None = None,
         await conn.close()
 
 
-async def fill_participants_sql(dsn: str, n: int, *, home_share: float = 0.10) -> None:
+async def fill_participants_sql(dsn: str, n: int, *, home_share: float = 0.10,
+                                stage: str | None = None) -> None:
     """n participants made by one SQL statement (fast at 1 M): the municipality, stage,
     case worker and referral time spread as `fill_participants` spreads them; the sealed
     personal data and the wrapped key are one real sealed document and key copied (the list
@@ -111,7 +112,8 @@ async def fill_participants_sql(dsn: str, n: int, *, home_share: float = 0.10) -
                        $7, sha256(int8send(i::bigint)), 'k1', 'bench', 1,
                        timestamptz '2024-01-01 00:00+00' + make_interval(secs => i * 17)
                 FROM generate_series(1, $1::int) AS i
-                """, n, home_share, HOME, munis, len(munis), list(STAGES), sealed)
+                """, n, home_share, HOME, munis, len(munis),
+                [stage] * 5 if stage else list(STAGES), sealed)
             await conn.execute(
                 "INSERT INTO participant_keys (participant_id, key_id, wrapped) "
                 "SELECT id, $1, $2 FROM participants", wrapped.key_id, wrapped.wrapped)
@@ -170,7 +172,7 @@ async def casework_writes(pg_dsn_factory: Any, broker_url: str, *, seconds: floa
         ids: dict[str, Any] = {}
         for label, db in zip(("raw", "casework"), (raw_dsn, dsn), strict=True):
             await migrate(db, CASEWORK_MIGRATIONS)
-            await fill_participants(db, per_side, stage="referred", home_share=1.0)
+            await fill_participants_sql(db, per_side, stage="referred", home_share=1.0)
             conn = await asyncpg.connect(db)
             ids[label] = iter([str(r["id"]) for r in await conn.fetch(
                 "SELECT id FROM participants")])
