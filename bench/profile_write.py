@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
-from bench.casework_http import CASEWORK_MIGRATIONS, HOME, casework_env, fill_participants  # noqa: E402
+from bench.casework_http import CASEWORK_MIGRATIONS, HOME, casework_env, fill_participants_sql  # noqa: E402
 from bench.common import AMQP, scratch_database  # noqa: E402
 from bench.load import saturate  # noqa: E402
 
@@ -75,7 +75,7 @@ async def main(seconds: float) -> None:
     headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
     async with scratch_database("cwprofile") as dsn:
         await migrate(dsn, CASEWORK_MIGRATIONS)
-        await fill_participants(dsn, int(600 * seconds) + 2000, stage="referred",
+        await fill_participants_sql(dsn, int(600 * seconds) + 2000, stage="referred",
                                 home_share=1.0)
         import asyncpg
         import httpx
