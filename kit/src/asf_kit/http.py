@@ -153,6 +153,10 @@ def create_app(
 
     app = FastAPI(
         title=title, version=version, description=description, lifespan=lifespan_with_keys,
+        # The request's span, metrics and log line are `RequestContextMiddleware`'s; FastAPI's
+        # own OpenTelemetry (on by default once a tracer provider is set) would make a second
+        # server span, operation spans and meters for every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         responses={
             401: {"model": problems.ProblemDetail, "description": "No token or a bad one"},
             422: {"model": problems.ProblemDetail,
