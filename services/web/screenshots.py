@@ -79,6 +79,7 @@ def main() -> int:
         shots = [
             ("anonymous", "/", "start"),
             ("anonymous", "/dev-login", "dev-login"),
+            ("anonymous", "/register", "public-register"),
             ("case_worker", "/caseload", "caseload"),
             ("case_worker", f"/participants/{case_ids[2]}", "case"),
             ("case_worker", f"/participants/{case_ids[1]}/placements/new", "placement"),

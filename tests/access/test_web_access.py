@@ -71,9 +71,20 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/participants/{participant_id}/edit"): let(DOWN, *CW),
     ("GET", "/participants/{participant_id}/erase"): let(DOWN, *CW),
     ("POST", "/participants/{participant_id}/erase"): let(DOWN, *CW),
-    # an email's link: a case worker's placement, or the rep's company
-    ("GET", "/placements/{placement_id}"): {**let(DOWN, *CW, others=404),
-                                             **dict.fromkeys(REPS, 303)},
+    # an email's link: a case worker's placement, or the rep's week of attendance
+    ("GET", "/placements/{placement_id}"): let(DOWN, *CW, *REPS, others=404),
+    # the plan, attendance and monthly statements (issue 19)
+    ("GET", "/participants/{participant_id}/plan"): let(DOWN, *CW),
+    ("POST", "/participants/{participant_id}/plan"): let(DOWN, *CW),
+    ("POST", "/participants/{participant_id}/plan/reviews"): let(DOWN, *CW),
+    ("GET", "/attendance"): let(DOWN, *REPS),
+    ("POST", "/attendance/{placement_id}"): let(DOWN, *REPS),
+    ("GET", "/statements"): let(DOWN, *REPS, *CW),
+    ("GET", "/statements/{statement_id}"): let(DOWN, *REPS, *CW),
+    ("GET", "/statements/{statement_id}.csv"): let(DOWN, *REPS, *CW),
+    ("POST", "/statements/{statement_id}/corrections"): let(DOWN, *REPS, *CW),
+    ("GET", "/rates"): let(DOWN, *CW, "analyst"),
+    ("POST", "/rates"): let(DOWN, *CW),
     # registry
     ("GET", "/review"): let(DOWN, "registry_officer"),
     ("GET", "/companies"): {**let(DOWN, *CW, "registry_officer", "analyst", others=303)},
@@ -111,6 +122,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/templates/{name}/versions/{version}/activation"): let(DOWN, "analyst"),
     ("GET", "/deliveries"): let(DOWN, "analyst", "registry_officer"),
     ("POST", "/deliveries/{delivery_id}/retry"): let(DOWN, "analyst"),
+    # the public pages (SPEC 3.4): everybody, signed in or not; they call the registry's
+    # public API without a token (down here), but the open-data page calls nothing
+    ("GET", "/register"): anyone(DOWN),
+    ("GET", "/register/{company_id}"): anyone(DOWN),
+    ("GET", "/open-data"): anyone(200),
+    ("GET", "/open-data/asf-register.{extension}"): anyone(DOWN),
+    ("GET", "/handbook"): anyone(DOWN),
+    ("GET", "/handbook/{example_id}"): anyone(DOWN),
     # auditor
     ("GET", "/audit"): let(200, "auditor"),
     ("POST", "/audit"): let(303, "auditor"),  # → the participant's access log
@@ -157,10 +176,12 @@ def _url(path: str) -> str:
             .replace("{participant_id}", str(uuid.uuid4()))
             .replace("{company_id}", COMPANY)
             .replace("{placement_id}", str(uuid.uuid4()))
+            .replace("{statement_id}", str(uuid.uuid4()))
             .replace("{example_id}", str(uuid.uuid4()))
             .replace("{contact_id}", str(uuid.uuid4()))
             .replace("{subscription_id}", str(uuid.uuid4()))
-            .replace("{delivery_id}", str(uuid.uuid4())))
+            .replace("{delivery_id}", str(uuid.uuid4()))
+            .replace("{extension}", "csv"))
 
 
 FORMS: dict[str, dict[str, str]] = {

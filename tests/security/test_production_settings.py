@@ -25,6 +25,7 @@ from asf_testing import JWT_TEST_SECRET, SigningKey
 from casework.settings import CaseworkSettings
 from notifications.settings import NotificationsSettings
 from registry.settings import RegistrySettings
+from web.settings import WebSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUER = "https://idp.asf-samverkan.test/realms/kommun"
@@ -178,3 +179,23 @@ def test_smtp_tls_none_is_refused_in_production(tmp_path: Path) -> None:
     settings = settings_from("notifications", production_env("notifications", tmp_path))
     object.__setattr__(settings, "smtp_tls", "none")
     assert any(p.startswith("SMTP_TLS is none") for p in settings.production_problems())
+
+
+async def test_the_web_app_refuses_a_session_secret_written_in_the_repository() -> None:
+    """The web app verifies no token itself; its own secret is the session key. With the
+    browser tests' key (written in this repository) and otherwise proper settings, it
+    exits within 5 s naming `SESSION_SECRET`; with a fresh key it gets past the check."""
+    proper = {"APP_ENV": "production", "OIDC_ISSUER": "https://idp.asf-samverkan.test",
+              "OIDC_CLIENT_ID": "asf-web", "OIDC_CLIENT_SECRET": base64.b64encode(
+                  os.urandom(32)).decode()}
+    known = (ROOT / "services/web/tests/stack.py").read_text(encoding="utf-8")
+    value = re.search(r'SESSION_SECRET = "([^"]+)"', known)
+    assert value is not None
+    took, code, err = await refused_start("web", {**proper, "SESSION_SECRET": value.group(1)})
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, err
+    assert "SESSION_SECRET" in lines[0] and "APP_ENV=production" in lines[0]
+    assert took < 5, f"web took {took:.1f} s to refuse"
+    with mock.patch.dict(os.environ, {**proper,
+                                      "SESSION_SECRET": base64.b64encode(os.urandom(32)).decode()}):
+        assert WebSettings().production_problems() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -273,6 +273,26 @@ async def test_the_follow_up_worklist(
         r = await client.get("/follow-ups", headers=anna, params=params)
         assert r.status_code == 422, params
         assert r.json()["errors"], params
+
+
+async def test_a_follow_up_is_due_on_the_swedish_date(
+    client: Any, refer: Any, move: Any, place: Any, registry: Any, env: Any
+) -> None:
+    """At 23:30 UTC in winter it is already 00:30 the next day in Sweden: a follow-up due
+    that day is on the worklist as due, not as upcoming (a UTC date would be a day late)."""
+    anna = auth("case_worker", sub="cw-swedish-day", municipality_code=WORKLIST_MUNICIPALITY)
+    company = await registry.active_company(places=5)
+    due = date(2026, 1, 15)
+    pid = await _employed(client, refer, move, place, anna, company, due - timedelta(days=90))
+    real_clock = env.casework.now
+    env.casework.now = lambda: datetime.combine(due - timedelta(days=1), time(23, 30), UTC)
+    try:
+        r = await client.get("/follow-ups", headers=anna, params={"status": "due"})
+    finally:
+        env.casework.now = real_clock
+    assert r.status_code == 200, r.text
+    assert (pid, 90, due.isoformat()) in [
+        (f["participant_id"], f["offset_days"], f["due_date"]) for f in r.json()["items"]]
 
 
 async def test_the_placement_worklist(

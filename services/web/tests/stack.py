@@ -47,6 +47,8 @@ class Stack:
     smtp: SmtpServer
     namespace: str
     env: dict[str, str] = field(default_factory=dict)
+    casework_env: dict[str, str] = field(default_factory=dict)
+    """casework's settings, for its commands (`close-month`) against the same database."""
 
     @property
     def url(self) -> str:
@@ -100,9 +102,10 @@ async def running_stack(postgres_url: str, broker_url: str, logs: Path,
                            ROOT / "services/notifications/migrations") as notifications_db,
             service_process("registry.cli", {**common, "DATABASE_URL": registry_db},
                             logs / "registry.log") as registry,
-            service_process("casework.cli", {
+            service_process("casework.cli", casework_env := {
                 **common, "DATABASE_URL": casework_db, "CASEWORK_DATA_KEY": DATA_KEY,
-                "FOLLOW_UP_SWEEP_INTERVAL": "0"}, logs / "casework.log") as casework,
+                "FOLLOW_UP_SWEEP_INTERVAL": "0", "STATEMENT_SWEEP_INTERVAL": "0"},
+                logs / "casework.log") as casework,
         ):
             base_env = {"APP_ENV": "development", "SESSION_SECRET": SESSION_SECRET,
                         "REGISTRY_URL": registry.base_url, "CASEWORK_URL": casework.base_url,
@@ -119,7 +122,9 @@ async def running_stack(postgres_url: str, broker_url: str, logs: Path,
                 "FRONTEND_BASE_URL": web.base_url},
                     logs / "notifications.log", port=notifications_port) as notifications:
                 await wait_ready(web.base_url)
-                yield Stack(registry, casework, notifications, web, smtp, namespace, env)
+                yield Stack(registry, casework, notifications, web, smtp, namespace, env,
+                            {**os.environ, "APP_ENV": "development",
+                             "JWT_SECRET": JWT_TEST_SECRET, **casework_env})
     finally:
         smtp.down()
         for service in ("casework", "notifications"):

@@ -63,7 +63,8 @@ def pages(stack: Stack) -> dict[str, list[str]]:
                         f"/participants/{pid}/placements/new", f"/participants/{pid}/close",
                         f"/participants/{pid}/employment", f"/participants/{pid}/edit",
                         f"/participants/{pid}/erase", "/worklists", "/stats", "/companies",
-                        f"/companies/{company_id}", "/learning-examples/new"],
+                        f"/companies/{company_id}", "/learning-examples/new",
+                        f"/participants/{pid}/plan", "/statements", "/rates"],
         "registry_officer": ["/review", "/companies", f"/companies/{pending_id}",
                              f"/companies/{company_id}", f"/companies/{company_id}/edit",
                              "/companies/new", "/companies/import", "/deliveries",
@@ -75,7 +76,8 @@ def pages(stack: Stack) -> dict[str, list[str]]:
                     "/templates", "/templates/company_verified", "/deliveries"],
         "auditor": ["/audit", f"/audit/participants/{pid}"],
         "company_rep": ["/companies/new", f"/companies/{company_id}",
-                        f"/companies/{company_id}/edit", "/learning-examples/new"],
+                        f"/companies/{company_id}/edit", "/learning-examples/new",
+                        "/attendance", "/statements"],
         "company_id": [company_id],
     }
 

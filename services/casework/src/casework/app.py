@@ -57,7 +57,7 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     sweeps = [sweep for sweep in (
         # Each does its work exactly once, whichever replica runs it.
         Periodic("follow-up-sweep", settings.follow_up_sweep_interval,
-                 lambda: casework.sweep_follow_ups(casework.now().date())),
+                 lambda: casework.sweep_follow_ups(swedish_date(casework.now()))),
         Periodic("plan-review-sweep", settings.plan_review_sweep_interval,
                  lambda: casework.sweep_plan_reviews(swedish_date(casework.now()))),
         Periodic("statement-sweep", settings.statement_sweep_interval,

@@ -60,6 +60,7 @@ from casework.views import (
     ParticipantView,
     PlacementItem,
 )
+from casework.workdays import swedish_date
 
 log = get_logger(__name__)
 
@@ -77,7 +78,8 @@ def now() -> datetime:
 
 
 def today() -> date:
-    return now().date()
+    """Today in Sweden: due dates, review dates and attendance days are Swedish dates."""
+    return swedish_date(now())
 
 
 def envelope(e: Event) -> Envelope:
@@ -338,7 +340,7 @@ class Casework:
         status: FollowUpStatus | None, after: tuple[date, UUID] | None, limit: int,
     ) -> list[FollowUpItem]:
         """The municipality's follow-ups in due order; each case listed is logged."""
-        municipality, on = scope_of(who), self.now().date()
+        municipality, on = scope_of(who), swedish_date(self.now())
         async with unit_of_work(self.pool) as uow:
             found = await store.list_follow_ups(
                 uow.conn, municipality_code=municipality, assigned_to=assigned_to,
@@ -589,5 +591,5 @@ class Casework:
         check_period(start, end)
         async with self.pool.acquire() as conn:
             counts = await store.outcome_counts(conn, municipality, start, end,
-                                                self.now().date())
+                                                swedish_date(self.now()))
         return outcomes(counts, municipality, start, end, self.stats_min_group)

@@ -480,7 +480,10 @@ class Notifications:
         if not subs:
             return 0
         facts = self._facts(event.event_type, payload, {})
+        names: dict[UUID, str] = {}
         if facts.company_ids:
+            # Read before any contact: a company seen here was committed with its contacts
+            # (one registry event, one transaction), so the reads below see them too.
             names = await store.company_names(conn, list(facts.company_ids))
             facts = self._facts(event.event_type, payload, names)
         templates = _by_name(await store.active_templates(conn, sorted({s.template
@@ -495,7 +498,7 @@ class Notifications:
                 await _mirror_submitter(conn, facts)
             contacts = await store.contacts_for(conn, audience)
             if audience.kind == "company_contacts" and not contacts:
-                await _company_known(conn, audience.company_ids)
+                _company_known(audience.company_ids, names)
             reason = audience.unreached(contacts)
             if reason is not None:
                 unreached[sub.template].append(reason)
@@ -626,15 +629,18 @@ async def _mirror_submitter(conn: Conn, facts: EventFacts) -> None:
                                  facts.municipality_code or "", uuid4())
 
 
-async def _company_known(conn: Conn, company_ids: tuple[UUID, ...]) -> None:
+def _company_known(company_ids: tuple[UUID, ...], names: dict[UUID, str]) -> None:
     """Raise, so the consumer retries the event later, when a company it names is missing.
 
     Events of two producers, and retried ones, can overtake each other: a placement started
     may arrive before the registry event that carries the company's contacts. Skipping it
     would lose the email for good; after the retries it is parked, where it can be redriven.
+
+    `names` must be read before the contacts: read after them, a registry event committed
+    in between made the company known while its contacts had been read as none, and the
+    email was skipped for good (seen once in the fault run, right after a restart).
     """
-    known = await store.company_names(conn, list(company_ids))
-    missing = [str(c) for c in company_ids if c not in known]
+    missing = [str(c) for c in company_ids if c not in names]
     if missing:
         raise CompanyNotHeardOf(f"no registry event yet for company {', '.join(missing)}")
 

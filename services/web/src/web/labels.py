@@ -156,6 +156,9 @@ LABELS: dict[str, dict[str, str]] = {
         "note": N_("Anteckning"),
         "details_changed": N_("Uppgifter ändrade"),
         "reassigned": N_("Ny handläggare"),
+        "plan_written": N_("Genomförandeplan skriven"),
+        "plan_reviewed": N_("Genomförandeplan uppföljd"),
+        "plan_review_due": N_("Dags att följa upp planen"),
     },
     "access_action": {
         "read": N_("Läste uppgifter"),

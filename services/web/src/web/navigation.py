@@ -31,6 +31,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/companies", N_("Företag"), ("registry_officer", "case_worker")),
     NavItem("/companies/import", N_("Importera"), ("registry_officer",)),
     NavItem("/my-company", N_("Mitt företag"), ("company_rep",)),
+    NavItem("/attendance", N_("Närvaro"), ("company_rep",)),
+    NavItem("/statements", N_("Månadsunderlag"), ("company_rep", "case_worker")),
     NavItem("/stats", N_("Statistik"), ("analyst", "case_worker")),
     NavItem("/learning-examples", N_("Lärande exempel"), ("analyst", "registry_officer")),
     NavItem("/contacts", N_("Mottagare"), ("analyst",)),
@@ -38,6 +40,10 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/templates", N_("Mallar"), ("analyst",)),
     NavItem("/deliveries", N_("Leveranser"), ("analyst", "registry_officer")),
     NavItem("/audit", N_("Loggranskning"), ("auditor",)),
+    # the public pages, for everybody (signed in or not)
+    NavItem("/register", N_("Registret")),
+    NavItem("/handbook", N_("Handboken")),
+    NavItem("/open-data", N_("Öppna data")),
 )
 
 

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from web.routes import (
     account,
     analyst,
+    attendance,
     audit,
     caseload,
     cases,
@@ -14,9 +15,13 @@ from web.routes import (
     home,
     links,
     notices,
+    plan,
+    public,
+    rates,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     home.router, account.router, caseload.router, cases.router, companies.router,
     analyst.router, notices.router, audit.router, links.router,
+    public.router, plan.router, attendance.router, rates.router,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from web import forms
 from web.auth import CaseWorker
 from web.clients import ApiRefused, ApiUnavailable
 from web.deps import ApisDep, SettingsDep, see_other
+from web.i18n import TIMEZONE
 from web.i18n import gettext as _
 from web.labels import STAGE_ORDER
 from web.templating import flash, render
@@ -118,8 +120,15 @@ async def worklists(request: Request, user: CaseWorker, apis: ApisDep) -> Respon
                                      {"assigned_to": user.sub, "status": "due", "limit": 200})
     flagged = await _list_or_none(apis, user.token, "/placements",
                                   {"flagged": "true", "active": "true", "limit": 200})
-    return render(request, "worklists.html", {"follow_ups": follow_ups, "flagged": flagged},
-                  title=_("Att göra"))
+    soon = (datetime.now(TIMEZONE).date() + timedelta(days=PLAN_REVIEWS_AHEAD)).isoformat()
+    plans = await _list_or_none(apis, user.token, "/plans",  # plan reviews (issue 19)
+                                {"assigned_to": user.sub, "due_before": soon, "limit": 200})
+    return render(request, "worklists.html", {"follow_ups": follow_ups, "flagged": flagged,
+                                              "plans": plans}, title=_("Att göra"))
+
+
+PLAN_REVIEWS_AHEAD = 15
+"""The worklist shows plan reviews due now and in the next two weeks."""
 
 
 async def _list_or_none(apis: Any, token: str, path: str, params: dict[str, Any]

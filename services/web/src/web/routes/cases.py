@@ -92,7 +92,11 @@ async def case_context(apis: Apis, user: User, participant_id: UUID) -> dict[str
     next_stages = NEXT_STAGES.get(stage, ())
     if participant.get("erased_at"):
         next_stages = ()
+    from web.routes.plan import case_extras  # the plan and attendance (issue 19)
+
+    extras = await case_extras(apis, user, participant_id, list(placements.values()))
     return {
+        **extras,
         "p": participant, "timeline": list(reversed(timeline)),
         "placements": list(placements.values()), "active_ids": active_ids,
         "follow_ups": follow_ups, "notes": list(reversed(notes)),

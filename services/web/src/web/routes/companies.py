@@ -175,7 +175,8 @@ def company_body(form: Any) -> dict[str, Any]:
         "industries": [i for i in form.getlist("industries") if isinstance(i, str)],
         "description": forms.text(form, "description"),
         "website": forms.text(form, "website"),
-        "contacts": [{k: v for k, v in contact.items() if v is not None}]
+        "contacts": [{**{k: v for k, v in contact.items() if v is not None},
+                      "public": forms.checked(form, "contacts[0].public")}]
         if any(contact.values()) else [],
         "workforce": {
             "as_of": forms.text(form, "workforce.as_of"),
@@ -218,6 +219,8 @@ def company_values(c: dict[str, Any]) -> dict[str, Any]:
     }
     for k in ("name", "role", "email", "phone"):
         values[f"contacts[0].{k}"] = contact.get(k) or ""
+    if contact.get("public"):
+        values["contacts[0].public"] = "on"
     for k in CRITERIA:
         if k != "participation" and crit.get(k):
             values[f"criteria.{k}"] = "on"

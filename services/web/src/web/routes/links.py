@@ -21,7 +21,7 @@ router = APIRouter()
 async def placement(placement_id: UUID, request: Request, user: SignedIn,
                     apis: ApisDep) -> Response:
     """A placement: for a case worker, the case it belongs to; for the company's
-    representative, their company's page."""
+    representative, the week of attendance it is in (this week, or its first)."""
     if user.has("case_worker"):
         for active in ("true", "false"):
             try:
@@ -34,6 +34,11 @@ async def placement(placement_id: UUID, request: Request, user: SignedIn,
                     return RedirectResponse(
                         f"/participants/{p['participant_id']}#placement-{placement_id}", 303)
     if user.has("company_rep") and user.company_id:
-        return RedirectResponse(f"/companies/{user.company_id}#placements", 303)
+        # the week of attendance where the placement is (issue 19)
+        from web.routes.attendance import rep_week_of
+
+        week = await rep_week_of(apis, user, placement_id)
+        if week is not None:
+            return RedirectResponse(f"/attendance?week={week}#placement-{placement_id}", 303)
     return error_page(request, 404, _("Placeringen hittades inte"), _(
         "Placeringen finns inte, eller så hör den till en annan kommun."))

@@ -9,3 +9,13 @@
   document.addEventListener("DOMContentLoaded", focusSummary);
   document.addEventListener("htmx:afterSettle", focusSummary);
 })();
+/* A print button (hidden without JavaScript, where the browser's own printing remains). */
+(function () {
+  function printButtons() {
+    document.querySelectorAll("button[data-print]").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", function () { window.print(); });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", printButtons);
+})();
