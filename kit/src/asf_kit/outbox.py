@@ -60,7 +60,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 _INSERT_LEASED = """
 INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlation_id,
                     traceparent, body, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp() + make_interval(secs => $8))
 """
 _COLUMNS = ("event_id", "event_type", "event_version", "routing_key", "correlation_id",
             "traceparent", "body")
