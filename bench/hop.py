@@ -12,8 +12,10 @@ changes the read model.
   FastStream subscriber via `asf_kit.consumer.EventConsumer` (envelope and payload
   validation, tracing, metrics, structured log line), `Casework.apply_company`, and the
   outbox relay publishing in batches.
-- **raw**: `bench.raw.raw_hop`, the same SQL on the same schema, with aio-pika and asyncpg
-  and nothing else: one event at a time, publish with confirm, then ack.
+- **raw**: `bench.raw.raw_hop` (one event at a time) and `bench.raw.raw_hop_concurrent`
+  (16, 32 and 64 in flight), the same SQL on the same schema, with aio-pika and asyncpg and
+  nothing else: publish with confirm, then ack. The raw limit of a round is the best of them
+  (`best_raw`).
 
 Both sides: the input is published to a fresh quorum queue before the clock starts; the
 clock runs from the first delivery to the hop consumer to the arrival of the N-th outgoing
@@ -309,24 +311,50 @@ class Variant:
     levers_off: tuple[str, ...] = ()
 
 
+RAW_ONE = "raw hop, one at a time"
+RAW_LIMIT = "raw limit: best raw hop (1, 16, 32, 64 in flight)"
+
+
+def best_raw(runs: list[Result], paced: bool) -> Result:
+    """The raw limit of a round: of the raw runs (one at a time, and 16/32/64 in flight),
+    the one with the most events/s (queued beforehand) or the lowest p99 (at a steady rate,
+    where one at a time often wins: nothing waits behind anything)."""
+    best = min(runs, key=lambda r: r.pct(99)) if paced else max(runs, key=lambda r: r.rate)
+    limit = Result(RAW_LIMIT, best.count, best.seconds, list(best.latencies))
+    limit.cpu_ms = best.cpu_ms  # type: ignore[attr-defined]
+    limit.in_flight = (1 if best.name == RAW_ONE  # type: ignore[attr-defined]
+                       else int(best.name.split()[2].rstrip(",")))
+    return limit
+
+
 async def hop_rounds(pg: str, broker_url: str, n: int, rounds: int, log_dir: Path,
                      variants: dict[str, Variant] | None = None,
                      say: Callable[[str], None] = print, rate: float | None = None,
                      ) -> list[Result]:
-    """`rounds` times: raw, then the project (and each variant), interleaved, fresh data each."""
+    """`rounds` times: the raw hop one at a time, the concurrent raw hop at each in-flight
+    count (and their best, the raw limit), then the project (and each variant), interleaved,
+    fresh data each."""
     from bench.common import scratch_database
-    from bench.raw import raw_hop
+    from bench.raw import RAW_IN_FLIGHT, raw_hop, raw_hop_concurrent
 
     variants = variants or {"project hop (casework)": Variant()}
     results: list[Result] = []
     async with scratch_database("hopraw") as raw_dsn, scratch_database("hopproj") as proj_dsn:
-        raw_companies = await prepare_casework_db(raw_dsn, n * rounds)
+        raw_companies = await prepare_casework_db(raw_dsn, n * rounds * (1 + len(RAW_IN_FLIGHT)))
         proj_companies = await prepare_casework_db(proj_dsn, n * rounds * len(variants))
+        raw_chunks = iter([raw_companies[i:i + n] for i in range(0, len(raw_companies), n)])
         chunks = iter([proj_companies[i:i + n] for i in range(0, len(proj_companies), n)])
         for r in range(rounds):
-            res = await raw_hop(raw_dsn, broker_url, raw_companies[r * n:(r + 1) * n], rate)
+            res = await raw_hop(raw_dsn, broker_url, next(raw_chunks), rate)
+            res.name = RAW_ONE
             say(_line(r, res))
-            results.append(res)
+            raws = [res]
+            for k in RAW_IN_FLIGHT:
+                res = await raw_hop_concurrent(raw_dsn, broker_url, next(raw_chunks), rate, k)
+                say(_line(r, res))
+                raws.append(res)
+            results.extend(raws)
+            results.append(best_raw(raws, paced=rate is not None))
             for label, v in variants.items():
                 with without(*v.levers_off):
                     res = await project_hop(proj_dsn, broker_url, next(chunks),

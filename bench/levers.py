@@ -11,6 +11,12 @@ gives beside the code as it is (bench only; the services always run with all of 
 - `consumer without FastStream DI`: the broker runs with `apply_types=False` and the
   consumer takes the message itself; before, FastStream injected `msg: RabbitMessage`
   through FastDepends, which ran `Context.use` in a worker thread for every message.
+- `relay hand-over in memory`: events committed by a unit of work (or the consumer's inbox
+  transaction) go to the relay in memory right after the commit and are published at once;
+  without it, the commit's NOTIFY wakes the relay, which claims the rows in a second
+  transaction, publishes and marks them.
+
+`CONSUMER_CONCURRENCY` is a setting, not a lever: the bench runs it as a variant.
 """
 
 from __future__ import annotations
@@ -101,12 +107,20 @@ def _with_di() -> Iterator[None]:
         yield
 
 
+class _NoRelays(dict[int, Any]):
+    """No relay registers for the hand-over: every event takes the NOTIFY-and-claim way."""
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        return None
+
+
 LEVERS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "relay wake-up": lambda: _patched(outbox.OutboxRelay, "_run", _run_before),
     "backlog gauges once a second":
         lambda: _patched(outbox.OutboxRelay, "_observe", _observe_every_round),
     "pool without reset query": lambda: _patched(runtime, "create_pool", _pool_with_reset),
     "consumer without FastStream DI": _with_di,
+    "relay hand-over in memory": lambda: _patched(outbox, "_relays", _NoRelays()),
 }
 
 

@@ -4,7 +4,8 @@ prints a table. See bench/README.md for what each figure is.
 
     --quick              small counts and short runs, the 10 k size only (a smoke test)
     --sizes 10000,...    row counts for the read benchmarks (default 10 k, 100 k, 1 M)
-    --only hop,reads     run some sections: raw, hop, levers, writes, reads, e2e, public
+    --only hop,reads     run some sections: raw, hop, levers, writes, reads, participants (the
+                         casework half of reads), e2e, public, scale
     --levers             also run the hop with each kit lever switched off (before/after)
     --loop asyncio       run the bench process on the default asyncio loop, not uvloop
     --events N --rounds R  events per hop run (queued; half of it paced) and rounds
@@ -28,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The repository, not bench/ (the script's own folder, which Python puts first): bench/public.py
+# would shadow the `public` package aiosmtpd imports.
+sys.path[0] = str(ROOT)
 
 from bench.common import AMQP, PG, Result, scratch_database  # noqa: E402
 
-SECTIONS = ("raw", "hop", "levers", "writes", "reads", "e2e", "public")
+SECTIONS = ("raw", "hop", "levers", "writes", "reads", "participants", "e2e", "public", "scale")
 BENCH_VHOST = "asf_bench"
 LOG_DIR = ROOT / "var" / "bench"
 
@@ -118,13 +121,15 @@ def median_ratio(pairs: list[tuple[float, float]]) -> float | None:
 
 
 def summarize_hop(results: list[Result], raw_name: str) -> dict[str, Any]:
-    """Median over rounds of each side, and the median of the per-round ratios (each round
-    pairs a raw run with the project runs right after it)."""
+    """Median over rounds of each side, and the median of the per-round ratios against
+    `raw_name` (each round pairs the raw runs with the project runs right after them). The
+    one-at-a-time and each in-flight raw run are kept, their ratios against the limit too."""
     by: dict[str, list[Result]] = {}
     for r in results:
         by.setdefault(r.name, []).append(r)
     raws = by.pop(raw_name)
     out: dict[str, Any] = {"raw": _med(raws)}
+    out["raw"]["in_flight_each_round"] = [getattr(r, "in_flight", None) for r in raws]
     for name, runs in by.items():
         m = _med(runs)
         m["throughput_ratio"] = median_ratio([(p.rate, q.rate) for p, q in zip(runs, raws,
@@ -175,7 +180,11 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
         for name in LEVERS:
             variants[f"project, without: {name}"] = Variant(levers_off=(name,))
         variants["project, relay batch of 1"] = Variant(settings={"relay_batch_size": 1})
-    raw_name = "raw hop (aio-pika + asyncpg)"
+        variants["project, consumer concurrency 1"] = Variant(
+            settings={"consumer_concurrency": 1})
+    from bench.hop import RAW_LIMIT
+
+    raw_name = RAW_LIMIT
     say(f"  queued beforehand: {n} events, {rounds} rounds, raw and project interleaved")
     saturated = await hop_rounds(PG, broker, n, rounds, LOG_DIR, variants, say)
     say(f"  at a steady {rate:.0f} events/s: {paced_n} events, {rounds} rounds")
@@ -184,12 +193,25 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
             "paced": summarize_hop(paced, raw_name), "paced_rate": rate}
 
 
-async def run_writes(broker: str, seconds: float, rate: float) -> dict[str, Any]:
+async def run_writes(broker: str, seconds: float, rate: float, rounds: int = 1
+                     ) -> dict[str, Any]:
     from bench.casework_http import casework_writes
 
     results, memory = await casework_writes(None, broker, seconds=seconds, rate=rate,
-                                            log_dir=LOG_DIR, say=say)
-    return {"results": [row(r) for r in results], "memory": memory}
+                                            log_dir=LOG_DIR, say=say, rounds=rounds)
+    rows = []
+    for i in range(0, len(results), 4):  # each round: raw saturation, raw paced, casework's
+        raw_sat, raw_paced, sat, paced = results[i:i + 4]
+        for r in (raw_sat, raw_paced):
+            rows.append(row(r, cpu_ms_per_request=round(r.cpu_ms, 3), note="raw limit"))  # type: ignore[attr-defined]
+        rows.append(row(sat, cpu_ms_per_request=round(sat.cpu_ms, 3),  # type: ignore[attr-defined]
+                        note=f"x{sat.rate / raw_sat.rate:.2f} req/s of raw, "
+                        f"CPU x{sat.cpu_ms / raw_sat.cpu_ms:.2f}"))  # type: ignore[attr-defined]
+        rows.append(row(paced, cpu_ms_per_request=round(paced.cpu_ms, 3),  # type: ignore[attr-defined]
+                        note=f"x{paced.pct(50) / raw_paced.pct(50):.2f} p50, "
+                        f"x{paced.pct(99) / raw_paced.pct(99):.2f} p99 of raw, "
+                        f"CPU x{paced.cpu_ms / raw_paced.cpu_ms:.2f}"))  # type: ignore[attr-defined]
+    return {"results": rows, "memory": memory}
 
 
 async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
@@ -200,7 +222,19 @@ async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
     reg, reg_mem = await registry_reads(sizes, rate, seconds, LOG_DIR, broker, say)
     cw, cw_mem = await casework_reads(sizes, broker, rate=rate, seconds=seconds,
                                       log_dir=LOG_DIR, say=say)
-    return {"results": [row(r) for r in reg + cw], "memory": {**reg_mem, **cw_mem}}
+    return {"results": [row(r, note=f"p99 x{r.pct(99) / r.pct(50):.1f} of p50")
+                        for r in reg + cw], "memory": {**reg_mem, **cw_mem}}
+
+
+async def run_participants(broker: str, sizes: list[int], seconds: float, rate: float
+                           ) -> dict[str, Any]:
+    """`GET /participants` alone (casework's part of `reads`)."""
+    from bench.casework_http import casework_reads
+
+    cw, memory = await casework_reads(sizes, broker, rate=rate, seconds=seconds,
+                                      log_dir=LOG_DIR, say=say)
+    return {"results": [row(r, note=f"p99 x{r.pct(99) / r.pct(50):.1f} of p50") for r in cw],
+            "memory": memory}
 
 
 async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
@@ -212,6 +246,19 @@ async def run_public(broker: str, sizes: list[int], seconds: float, rate: float
         log_dir=LOG_DIR, broker_url=broker, say=say)
     return {"results": [row(r, cpu_ms_per_request=round(r.cpu_ms, 3))  # type: ignore[attr-defined]
                         for r in results], "memory": memory}
+
+
+async def run_scale(broker: str, n: int) -> dict[str, Any]:
+    from bench.scale import scale_out
+
+    results = await scale_out(broker, n, (1, 2, 3), LOG_DIR, say)
+    first = results[0].rate
+    return {"results": [row(r, processes=r.processes,  # type: ignore[attr-defined]
+                            cpu_ms_per_event=r.cpu_ms_per_event,  # type: ignore[attr-defined]
+                            note=f"x{r.rate / first:.2f} of one process; CPU ms/event "
+                            + ", ".join(f"{k} {v}" for k, v in
+                                        r.cpu_ms_per_event.items()))  # type: ignore[attr-defined]
+                        for r in results]}
 
 
 async def run_e2e(broker: str, seconds: float, rate: float) -> dict[str, Any]:
@@ -242,18 +289,23 @@ def table(out: dict[str, Any]) -> str:
             continue
         raw = hop["raw"]
         label = "queued" if mode == "saturated" else f"at {s['hop']['paced_rate']:.0f}/s"
-        add(f"raw hop, {label}", raw["per_second"], raw["p50_ms"], raw["p99_ms"], "raw limit")
+        add(f"{raw['name']}, {label}", raw["per_second"], raw["p50_ms"], raw["p99_ms"],
+            f"raw limit (in flight: {raw.get('in_flight_each_round')}); "
+            f"CPU {raw['cpu_ms_per_event']} ms/event")
         for key, m in hop.items():
             if key == "raw":
                 continue
             add(f"{key}, {label}", m["per_second"], m["p50_ms"], m["p99_ms"],
                 f"x{m['throughput_ratio']} events/s, x{m['p50_ratio']} p50, "
-                f"x{m['p99_ratio']} p99 of raw")
-    for key in ("writes", "reads", "e2e", "public"):
+                f"x{m['p99_ratio']} p99, CPU {m['cpu_ms_per_event']} ms/event "
+                f"(x{m['cpu_ratio']}) of the raw limit")
+    for key in ("writes", "reads", "participants", "e2e", "public", "scale"):
         for r in s.get(key, {}).get("results", []):
             note = f"{r.get('failures', 0)} failed" if r.get("failures") else ""
             if r.get("cpu_ms_per_request") is not None:
                 note = f"CPU {r['cpu_ms_per_request']} ms each {note}".strip()
+            if r.get("note"):
+                note = f"{r['note']}; {note}"
             add(r["name"], r["per_second"], r["p50_ms"], r["p99_ms"], note)
     for key, err in out.get("errors", {}).items():
         lines.append(f"! {key} failed: {err.splitlines()[-1] if err else ''}")
@@ -272,7 +324,7 @@ async def main(args: argparse.Namespace) -> int:
     quick = args.quick
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
         [10_000] if quick else [10_000, 100_000, 1_000_000])
-    only = set(args.only.split(",")) if args.only else set(SECTIONS) - {"levers"}
+    only = set(args.only.split(",")) if args.only else set(SECTIONS) - {"levers", "participants"}
     if args.levers:
         only.add("levers")
     broker = bench_vhost()
@@ -289,10 +341,12 @@ async def main(args: argparse.Namespace) -> int:
     jobs: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
         ("raw", lambda: run_raw(broker, n)),
         ("hop", lambda: run_hop(broker, n, rounds, 100, n // 2, "levers" in only)),
-        ("writes", lambda: run_writes(broker, 5 if quick else 15, 100)),
+        ("writes", lambda: run_writes(broker, 5 if quick else 15, 100, rounds)),
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
+        ("participants", lambda: run_participants(broker, sizes, 4 if quick else 10, 100)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
         ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
+        ("scale", lambda: run_scale(broker, 1000 if quick else 3000)),
     ]
     for name, job in jobs:
         if name not in only and not (name == "hop" and "levers" in only):

@@ -138,9 +138,8 @@ async def test_a_failing_handler_sends_the_message_back_for_a_retry(bench: Bench
     it back. Not parked, not applied, and the inbox does not keep it."""
     bench.fail_with = Boom("the database went away")
     event = envelope("test.thing.counted", Counted(n=1))
-    with pytest.raises(Boom):
-        await bench.send(event, **{"x-death": deaths(MAX_DELIVERIES - 2, bench.consumer.queues
-                                                     .main)})
+    await bench.send(event, **{"x-death": deaths(MAX_DELIVERIES - 2, bench.consumer.queues
+                                                 .main)})
     assert bench.settled == ["reject"]
     assert bench.parked == []
     assert isinstance(bench.consumer.once, MemoryInbox)

@@ -12,7 +12,7 @@ from asf_kit.pagination import MAX_LIMIT
 from asf_kit.problems import ProblemDetail, invalid
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     pool: asyncpg.Pool = request.app.state.runtime.pool
     return pool
 

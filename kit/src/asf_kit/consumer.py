@@ -10,15 +10,30 @@ The way a message goes:
     poison (bad JSON, unknown version, invalid payload) or try n = MAX_DELIVERIES
                                 ▼ published with the reason, then acked
                          <svc>.dlx ──▶ <svc>.events.dlq  (list / show / redrive by CLI)
+
+Several events at once (`CONSUMER_CONCURRENCY`, per process): the channel's prefetch keeps
+twice that many delivered and unacked, and at most `concurrency` are in their handlers at a
+time. Events of one aggregate (`aggregate_id`) take turns in the order they were delivered
+(`InTurn`), so a process applies them in order; the `aggregate_version` guards of the read
+models stay the safety net for what no process can order — events spread over replicas, an
+event back from the retry queue after later ones were applied. The consumer acks, rejects
+or parks each message itself (FastStream's `AckPolicy.MANUAL`) before its handler task ends,
+and FastStream's subscriber stop (the runtime's graceful stop) cancels the subscription and
+waits — up to the broker's `graceful_timeout`, 15 s — for every message it has taken in: so a
+graceful stop applies and acks what is in flight, and what was delivered but not begun goes
+back to the queue when the channel closes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from faststream import AckPolicy
 from faststream.rabbit import (
     Channel,
     ExchangeType,
@@ -105,6 +120,30 @@ def _previous_failures(headers: dict[str, Any], queue: str) -> int:
     )
 
 
+class InTurn:
+    """Per-key turns in arrival order: `async with turns.of(key)` waits until every earlier
+    holder of that key is done. asyncio's lock hands itself to its waiters first in, first
+    out, and a key's lock is dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def of(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+
 async def _the_message(msg: RabbitMessage) -> RabbitMessage:
     """The decoder: the handler gets the message itself and parses the body on its own (the
     runtime's broker runs without FastStream's dependency injection, see `Runtime`)."""
@@ -114,10 +153,15 @@ async def _the_message(msg: RabbitMessage) -> RabbitMessage:
 class EventConsumer:
     """The events one service consumes, each with the handler that applies it."""
 
-    def __init__(self, runtime: Runtime, queues: ServiceQueues, prefetch: int = 32) -> None:
+    def __init__(self, runtime: Runtime, queues: ServiceQueues,
+                 concurrency: int | None = None) -> None:
         self.runtime = runtime
         self.queues = queues
-        self.prefetch = prefetch
+        self.concurrency = concurrency or runtime.settings.consumer_concurrency
+        """Events in their handlers at once in this process (`CONSUMER_CONCURRENCY`)."""
+        self.prefetch = max(32, 2 * self.concurrency)
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._turns = InTurn()
         self.once: inbox.Once = inbox.once_in(lambda: runtime.pool)
         """Where each effect runs, with its event claimed in the inbox (see `inbox.Once`)."""
         self.handlers: dict[tuple[str, int], tuple[type[BaseModel], Handler]] = {}
@@ -162,10 +206,13 @@ class EventConsumer:
             channel=Channel(prefetch_count=self.prefetch),
             decoder=_the_message,
             no_reply=True,
+            ack_policy=AckPolicy.MANUAL,
             title=self.queues.main,
         )(self._on_message)
 
     async def _on_message(self, msg: RabbitMessage) -> None:
+        # Nothing here awaits before the event's turn is taken (`InTurn.of`): deliveries start
+        # their tasks in delivery order, so they queue for their aggregate's turn in that order.
         started = time.perf_counter()
         LAST_CONSUMED.set_to_current_time()
         body = bytes(msg.body)
@@ -176,6 +223,11 @@ class EventConsumer:
             await self.park(msg, f"malformed envelope: {_first_error(e)}")
             MESSAGES_CONSUMED.labels("unknown", "parked").inc()
             return
+        async with self._turns.of(event.aggregate_id), self._slots:
+            await self._apply(msg, event, headers, started)
+
+    async def _apply(self, msg: RabbitMessage, event: Envelope, headers: dict[str, Any],
+                     started: float) -> None:
         entry = self.handlers.get((event.event_type, event.event_version))
         if entry is None:
             await self.park(
@@ -219,7 +271,9 @@ class EventConsumer:
                 log.warning("event failed; will retry", tries=tries, error=str(e),
                             error_type=type(e).__name__)
                 MESSAGES_CONSUMED.labels(event.event_type, "retried").inc()
-                raise
+                await msg.reject(requeue=False)  # dead-lettered to the retry queue
+                return
+            await msg.ack()
             MESSAGES_CONSUMED.labels(event.event_type, "applied" if first else "duplicate").inc()
             MESSAGE_SECONDS.labels(event.event_type).observe(time.perf_counter() - started)
             if first:
@@ -227,7 +281,7 @@ class EventConsumer:
                     (datetime.now(UTC) - event.occurred_at).total_seconds())
 
     async def park(self, msg: RabbitMessage, reason: str) -> None:
-        """Put a message in the dead-letter queue with the reason, then let it be acked."""
+        """Put a message in the dead-letter queue with the reason, then ack it."""
         raw = msg.raw_message
         headers = {k: v for k, v in (raw.headers or {}).items() if k != "x-death"}
         headers.update({
@@ -249,6 +303,7 @@ class EventConsumer:
             persist=True,
             mandatory=False,
         )
+        await msg.ack()
 
 
 def _first_error(e: ValidationError) -> str:

@@ -165,6 +165,10 @@ def create_app(
     app = FastAPI(
         title=title, version=version, description=description, lifespan=lifespan_with_keys,
         generate_unique_id_function=openapi.operation_id,
+        # The request's span, metrics and log line are `RequestContextMiddleware`'s; FastAPI's
+        # own OpenTelemetry (on by default once a tracer provider is set) would make a second
+        # server span, operation spans and meters for every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     openapi.install(app, links)
     app.state.verifier = verifier

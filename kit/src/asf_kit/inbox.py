@@ -13,6 +13,7 @@ import asyncpg
 
 from asf_contracts import Envelope
 from asf_kit.db import Conn
+from asf_kit.outbox import collecting, hand_over
 
 Once = Callable[[Envelope], AbstractAsyncContextManager[Conn | None]]
 """`async with once(event) as conn`: the effect's transaction, `conn` None when the event was
@@ -36,11 +37,16 @@ async def claim(conn: Conn, event: Envelope) -> bool:
 
 def once_in(pool: Callable[[], asyncpg.Pool]) -> Once:
     """The inbox in the service's database: a transaction on a pooled connection with the
-    event claimed in it; the effect and the claim commit together or not at all."""
+    event claimed in it; the effect and the claim commit together or not at all, and the
+    events the effect writes go to the relay right after the commit (`asf_kit.outbox`)."""
 
     @asynccontextmanager
     async def once(event: Envelope) -> AsyncIterator[Conn | None]:
-        async with pool().acquire() as conn, conn.transaction():
-            yield conn if await claim(conn, event) else None
+        the_pool = pool()
+        async with the_pool.acquire() as conn:
+            with collecting(the_pool) as events:
+                async with conn.transaction():
+                    yield conn if await claim(conn, event) else None
+            hand_over(events)
 
     return once

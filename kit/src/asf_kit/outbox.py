@@ -6,6 +6,15 @@ or roll back together. The relay claims unpublished rows (`FOR UPDATE SKIP LOCKE
 replicas share the work), publishes them with publisher confirms, and marks them published
 in the same transaction. A crash after the publish and before the commit republishes the
 batch: delivery is at least once, and consumers deduplicate by `event_id` (see `inbox`).
+
+The quick way out: a transaction that owns its commit (`uow.unit_of_work`, the consumer's
+`inbox.once_in`) collects its events (`collecting`) and, right after the commit, hands them
+to the relay of its own pool in memory (`hand_over`), which publishes them at once — no
+NOTIFY, no second transaction before the publish — and marks them published afterwards, many
+in one `UPDATE`. Such rows are written with a lease (`LEASE_SECONDS`): until it runs out the
+polling relay of every replica leaves them alone, so an event is not published twice; when
+the process dies between commit and publish, or the broker refuses, the lease runs out and
+the poll publishes the row. The outbox table stays the record of what must go out.
 """
 
 from __future__ import annotations
@@ -13,6 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +38,7 @@ from asf_contracts import EXCHANGE, Envelope
 from asf_kit import context, telemetry
 from asf_kit.db import Conn
 from asf_kit.logging import get_logger
-from asf_kit.worker import Worker
+from asf_kit.worker import BACKOFF, Worker
 
 log = get_logger(__name__)
 
@@ -45,6 +57,53 @@ INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlatio
                     traceparent, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 """
+_INSERT_LEASED = """
+INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlation_id,
+                    traceparent, body, lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp() + make_interval(secs => $8))
+"""
+_COLUMNS = ("event_id", "event_type", "event_version", "routing_key", "correlation_id",
+            "traceparent", "body")
+
+LEASE_SECONDS = 5.0
+"""How long the polling relay leaves a handed-over row to the process that wrote it."""
+
+_relays: dict[int, OutboxRelay] = {}
+"""The running relay of each pool in this process (by the pool's id; a pool takes no weak
+references). Several services may run in one process (tests), each with its own pool."""
+
+
+@dataclass
+class Collected:
+    """The events of one transaction, to be handed to `relay` once it has committed."""
+
+    relay: OutboxRelay
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+_collecting: ContextVar[Collected | None] = ContextVar("outbox_collecting", default=None)
+
+
+@contextlib.contextmanager
+def collecting(pool: Any) -> Iterator[Collected | None]:
+    """Around a transaction on `pool`: the events `add_events` writes in it are collected
+    (and leased) when a relay of that pool runs in this process; `hand_over` them after the
+    commit. None (events left to the polling relay) when there is no such relay."""
+    relay = _relays.get(id(pool))
+    if relay is not None and relay._pool is not pool:
+        relay = None
+    collected = Collected(relay) if relay is not None and relay.running else None
+    token = _collecting.set(collected)
+    try:
+        yield collected
+    finally:
+        _collecting.reset(token)
+
+
+def hand_over(collected: Collected | None) -> None:
+    """After the commit: the collected events to the relay, to be published now."""
+    if collected is not None and collected.rows:
+        collected.relay.hand_over(collected.rows)
 
 
 def new_event(
@@ -78,11 +137,23 @@ def _row(env: Envelope) -> tuple[Any, ...]:
 
 
 async def add_events(conn: Conn, events: list[Envelope]) -> None:
-    """Write events in the caller's transaction (one round trip for one event)."""
-    if len(events) == 1:
-        await conn.execute(_INSERT, *_row(events[0]))
-    elif events:
-        await conn.executemany(_INSERT, [_row(e) for e in events])
+    """Write events in the caller's transaction (one round trip for one event); inside
+    `collecting`, leased and collected for the hand-over after the commit."""
+    if not events:
+        return
+    collected = _collecting.get()
+    rows = [_row(e) for e in events]
+    if collected is None:
+        if len(rows) == 1:
+            await conn.execute(_INSERT, *rows[0])
+        else:
+            await conn.executemany(_INSERT, rows)
+        return
+    if len(rows) == 1:
+        await conn.execute(_INSERT_LEASED, *rows[0], LEASE_SECONDS)
+    else:
+        await conn.executemany(_INSERT_LEASED, [(*r, LEASE_SECONDS) for r in rows])
+    collected.rows.extend(dict(zip(_COLUMNS, r, strict=True)) for r in rows)
 
 
 class OutboxRelay(Worker):
@@ -110,14 +181,81 @@ class OutboxRelay(Worker):
         self._retention_days = retention_days
         self._last_purge = 0.0
         self._last_observed = 0.0
+        self._in_hand: set[asyncio.Task[None]] = set()
+        self._to_mark: list[UUID] = []
+        self._marking: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        _relays[id(self._pool)] = self
 
     async def stop(self, grace: float = 10.0, *, flush: bool = True) -> None:
-        """Stop the loop; with `flush`, publish what is left first (graceful shutdown)."""
+        """Stop the loop; with `flush`, publish what is left first (graceful shutdown): the
+        events handed over are published and marked before the poll's last rounds."""
+        if _relays.get(id(self._pool)) is self:
+            del _relays[id(self._pool)]
         await super().stop(grace)
+        if self._in_hand:
+            await asyncio.wait(set(self._in_hand), timeout=grace)
+        if self._marking is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._marking), grace)
         if flush:
             with contextlib.suppress(Exception):
                 while await self.publish_batch():
                     pass
+
+    # --- the quick way: rows handed over in memory right after their commit ---------------
+
+    def hand_over(self, rows: list[dict[str, Any]]) -> None:
+        """Publish committed, leased rows now (see the module docstring)."""
+        task = asyncio.get_running_loop().create_task(self._publish_handed(rows))
+        self._in_hand.add(task)
+        task.add_done_callback(self._in_hand.discard)
+
+    async def _publish_handed(self, rows: list[dict[str, Any]]) -> None:
+        outcomes: list[BaseException | None]
+        if len(rows) == 1:  # the common case: no task of gather's own
+            try:
+                await self._publish(rows[0])
+                outcomes = [None]
+            except Exception as e:
+                outcomes = [e]
+        else:
+            outcomes = await asyncio.gather(*(self._publish(r) for r in rows),
+                                            return_exceptions=True)
+        for row, outcome in zip(rows, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                log.warning("event not published at once; the poll publishes it when its "
+                            "lease runs out", event_id=str(row["event_id"]),
+                            error=str(outcome), error_type=type(outcome).__name__)
+                continue
+            EVENTS_PUBLISHED.labels(row["event_type"]).inc()
+            self._to_mark.append(row["event_id"])
+        if self._to_mark and (self._marking is None or self._marking.done()):
+            self._marking = asyncio.get_running_loop().create_task(self._mark())
+
+    async def _mark(self) -> None:
+        """Mark what was published, many rows in one `UPDATE`, a few ms after the first (the
+        events are out already: this only keeps the poll off them). A failure is retried;
+        the rows' leases keep the poll away meanwhile."""
+        failures = 0
+        while self._to_mark:
+            await asyncio.sleep(0.05 if not failures else BACKOFF.after(failures))
+            ids, self._to_mark = self._to_mark, []
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.execute(
+                        "UPDATE outbox SET published_at = now() WHERE event_id = ANY($1::uuid[])",
+                        ids)
+                failures = 0
+            except Exception as e:
+                failures += 1
+                self._to_mark[:0] = ids
+                log.warning("could not mark published events; will retry", count=len(ids),
+                            error=str(e), error_type=type(e).__name__)
+                if failures >= 5:
+                    return  # the poll republishes them when their leases run out
 
     async def round(self) -> bool:
         published = await self.publish_batch()
@@ -131,7 +269,8 @@ class OutboxRelay(Worker):
                 """
                 SELECT id, event_id, event_type, event_version, routing_key, correlation_id,
                        traceparent, body
-                FROM outbox WHERE published_at IS NULL
+                FROM outbox
+                WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
                 ORDER BY id LIMIT $1
                 FOR UPDATE SKIP LOCKED
                 """,
@@ -148,7 +287,7 @@ class OutboxRelay(Worker):
             EVENTS_PUBLISHED.labels(r["event_type"]).inc()
         return len(rows)
 
-    async def _publish(self, row: asyncpg.Record) -> None:
+    async def _publish(self, row: Mapping[str, Any] | asyncpg.Record) -> None:
         headers: dict[str, Any] = {
             "event_type": row["event_type"],
             "event_version": row["event_version"],
@@ -164,7 +303,8 @@ class OutboxRelay(Worker):
                 headers["traceparent"] = traceparent
             await self._send(row, headers)
 
-    async def _send(self, row: asyncpg.Record, headers: dict[str, Any]) -> None:
+    async def _send(self, row: Mapping[str, Any] | asyncpg.Record,
+                    headers: dict[str, Any]) -> None:
         await self._broker.publish(
             bytes(row["body"]),
             exchange=EXCHANGE_DECL,

@@ -142,6 +142,11 @@ class ServiceSettings(BaseSettings):
 
     db_pool_min: int = 2
     db_pool_max: int = 10
+    consumer_concurrency: int = Field(
+        default=16, ge=1,
+        description="Events a consumer process handles at once (events of one aggregate "
+        "still one after the other, in delivery order); 1 = one at a time",
+    )
     relay_batch_size: int = 200
     relay_poll_interval: float = Field(
         default=1.0, description="Seconds between outbox polls when no NOTIFY arrives"

@@ -21,7 +21,7 @@ import asyncpg
 
 from asf_contracts import Envelope
 from asf_kit.db import Conn
-from asf_kit.outbox import add_events
+from asf_kit.outbox import add_events, collecting, hand_over
 from asf_kit.problems import Problem, invalid
 
 
@@ -36,15 +36,26 @@ class UnitOfWork:
         """Publish with the commit: the events reach the outbox in this transaction."""
         self.events.extend(events)
 
+    async def flush(self) -> None:
+        """Write the events collected so far now rather than just before the commit: before
+        taking a lock that is held until the commit, so the outbox's round trip is not made
+        while others wait for it."""
+        events, self.events = self.events, []
+        await add_events(self.conn, events)
+
 
 @asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
-    """A transaction on a pooled connection; collected events are written before commit."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn)
-        yield uow
-        if uow.events:
-            await add_events(conn, uow.events)
+    """A transaction on a pooled connection; collected events are written before commit and
+    handed to the relay right after it (see `asf_kit.outbox`)."""
+    async with pool.acquire() as conn:
+        with collecting(pool) as events:
+            async with conn.transaction():
+                uow = UnitOfWork(conn)
+                yield uow
+                if uow.events:
+                    await add_events(conn, uow.events)
+        hand_over(events)
 
 
 def expected_version(if_match: int | None, body_version: int | None) -> int:

@@ -72,11 +72,13 @@ def consumer_of(app: FastAPI) -> EventConsumer:
 
 
 def envelope(event_type: str, payload: BaseModel | dict[str, Any], *, version: int = 1,
-             aggregate_version: int = 1, event_id: UUID | None = None) -> Envelope:
+             aggregate_version: int = 1, event_id: UUID | None = None,
+             aggregate_id: UUID | None = None) -> Envelope:
     """An event as a producer would send it."""
     body = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
     return Envelope(event_id=event_id or uuid4(), event_type=event_type, event_version=version,
-                    producer=f"{event_type.split('.')[0]}/test", aggregate_id=uuid4(),
+                    producer=f"{event_type.split('.')[0]}/test",
+                    aggregate_id=aggregate_id or uuid4(),
                     aggregate_version=aggregate_version, payload=body)
 
 

@@ -47,7 +47,7 @@ from casework.views import (
 router = APIRouter()
 
 
-def _casework(request: Request) -> Casework:
+async def _casework(request: Request) -> Casework:
     casework: Casework = request.app.state.casework
     return casework
 
@@ -62,7 +62,7 @@ def _signed_in(*roles: Role, scoped: bool = False
     async def dependency(request: Request, who: Principal = Depends(allowed)) -> Principal:
         if scoped:
             scope_of(who)
-        await _casework(request).note_caller(who)
+        await (await _casework(request)).note_caller(who)
         return who
 
     return dependency

@@ -35,7 +35,7 @@ from casework.statements import Statement, StatementSummary, StatementView, stat
 
 router = APIRouter()
 
-def _attendance(request: Request) -> AttendanceCases:
+async def _attendance(request: Request) -> AttendanceCases:
     casework = request.app.state.casework
     assert isinstance(casework, AttendanceCases)
     return casework

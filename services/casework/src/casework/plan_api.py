@@ -21,7 +21,7 @@ from casework.plan_service import PlanCases
 router = APIRouter(tags=["plans"])
 
 
-def _plans(request: Request) -> PlanCases:
+async def _plans(request: Request) -> PlanCases:
     casework = request.app.state.casework
     assert isinstance(casework, PlanCases)
     return casework

@@ -139,6 +139,8 @@ class Casework:
         if not events and not changed:
             return
         uow.publish(*(envelope(e) for e in events))
+        # The stream's serial lock is held until the commit: write the outbox rows first.
+        await uow.flush()
         await store.add_stream_event(uow.conn, p.municipality_code, p.id, {
             "participant_id": str(p.id), "municipality_code": p.municipality_code,
             "stage": p.stage, "version": p.version,
@@ -570,14 +572,15 @@ class Casework:
         if not flagged:
             return
         await add_events(conn, [envelope(placements_flagged(company, reason, flagged))])
+        log.warning("placements flagged: company deregistered", company_id=str(company.id),
+                    placements=len(flagged))
+        # Last: the stream's serial lock is held until the commit, so nothing comes after it.
         for f in flagged:
             await store.add_stream_event(conn, f.municipality_code, f.participant_id, {
                 "participant_id": str(f.participant_id),
                 "municipality_code": f.municipality_code, "stage": f.stage,
                 "event": ev.PLACEMENTS_FLAGGED,
             })
-        log.warning("placements flagged: company deregistered", company_id=str(company.id),
-                    placements=len(flagged))
 
     # --- statistics ----------------------------------------------------------------------
 

@@ -39,12 +39,12 @@ from notifications.settings import NotificationsSettings
 router = APIRouter()
 
 
-def _settings(request: Request) -> NotificationsSettings:
+async def _settings(request: Request) -> NotificationsSettings:
     settings: NotificationsSettings = request.app.state.settings
     return settings
 
 
-def _notifications(request: Request) -> Notifications:
+async def _notifications(request: Request) -> Notifications:
     notifications: Notifications = request.app.state.notifications
     return notifications
 

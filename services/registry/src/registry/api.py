@@ -38,7 +38,7 @@ from registry.views import PublicCompany, Stats
 router = APIRouter()
 
 
-def _registry(request: Request) -> Registry:
+async def _registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 
