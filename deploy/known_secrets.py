@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "kit" / "src" / "asf_kit" / "known_secrets.py"
 SKIP = {"uv.lock", str(TARGET.relative_to(ROOT))}
+SKIP_SUFFIXES = (".svg", ".png")  # pictures: flame graphs and screenshots, no settings
 MIN_LENGTH = 32  # shorter values are refused for their length anyway
 
 _NAMES = re.compile(r"secret|passw|token|(?<!routing)[_ -]key\b|\bkey[_ =:]|credential", re.I)
@@ -48,7 +49,8 @@ def _files() -> list[Path]:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.decode().split("\0")
-    return [ROOT / name for name in listed if name and name not in SKIP]
+    return [ROOT / name for name in listed
+            if name and name not in SKIP and not name.endswith(SKIP_SUFFIXES)]
 
 
 def _candidates(line: str) -> set[str]:
