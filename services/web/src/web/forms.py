@@ -94,11 +94,12 @@ def from_problem(problem: dict[str, Any], known: dict[str, str],
 
 
 def text(form: FormData, name: str) -> str | None:
-    """A text field, trimmed; empty is None."""
+    """A text field, trimmed, its line breaks as the APIs count them (a browser sends a
+    textarea's as CRLF: two characters each against the APIs' length limits); empty is None."""
     value = form.get(name)
     if not isinstance(value, str):
         return None
-    value = value.strip()
+    value = value.replace("\r\n", "\n").strip()
     return value or None
 
 

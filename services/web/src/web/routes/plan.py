@@ -268,7 +268,8 @@ async def review_plan(participant_id: UUID, request: Request, user: CaseWorker,
     from web.routes.cases import show_case
 
     form = await request.form()
-    version = forms.text(form, "version") or "0"
+    number = forms.number(form, "version")
+    version = number if isinstance(number, int) and number >= 0 else 0  # 0: the API's 412
     outcome = forms.text(form, "review.outcome")
     body: dict[str, Any] = {"date": forms.text(form, "review.date"), "outcome": outcome,
                             "comment": forms.text(form, "review.comment"),

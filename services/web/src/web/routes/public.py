@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -21,6 +20,7 @@ from uuid import UUID
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from web import forms
 from web.charts import Bar, bar_chart
@@ -269,14 +269,9 @@ async def open_data_file(extension: str, request: Request, apis: ApisDep) -> Res
                                                                            "60")))
         raise ApiUnavailable(api.name, f"status {upstream.status_code}")
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.aiter_bytes():
-                yield chunk
-        finally:
-            await upstream.aclose()
-
-    return StreamingResponse(body(), headers=passed)
+    # Closed after the response, also when the visitor leaves before the first chunk.
+    return StreamingResponse(upstream.aiter_bytes(), headers=passed,
+                             background=BackgroundTask(upstream.aclose))
 
 
 # --- the handbook --------------------------------------------------------------------------
