@@ -163,3 +163,15 @@ async def test_the_last_try_parks_the_message_with_the_error(bench: Bench) -> No
     assert "x-death" not in msg.headers
     assert bench.applied == []
 
+
+
+async def test_a_park_that_fails_sends_the_message_back_for_a_retry(bench: Bench) -> None:
+    """The consumer settles every message itself: when even parking fails (the dead-letter
+    publish refused), the message is rejected to the retry queue, not left unacked."""
+    async def refused(*_: Any, **__: Any) -> None:
+        raise Boom("the broker refused the dead-letter publish")
+
+    with mock.patch.object(bench.consumer, "park", refused):
+        await bench.send(b"not json")
+    assert bench.settled == ["reject"]
+    assert bench.parked == []

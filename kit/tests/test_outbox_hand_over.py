@@ -117,6 +117,33 @@ async def test_when_the_hand_over_never_happens_the_poll_publishes_after_the_lea
     assert [b["event_id"] for b in events.bodies()] == [str(event.event_id)]
 
 
+async def test_a_row_written_long_before_its_commit_is_left_to_the_poll(
+    runtime: Runtime, tap: tuple[str, EventTap], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A transaction that ran long after writing its event (here 0.4 s against a hand-over
+    window of 0.2 s): publishing it in memory could outlast the lease while another replica's
+    poll takes the row, so it is left to the poll, which publishes it once."""
+    event_type, events = tap
+    relay = runtime.relay
+    assert relay is not None
+    monkeypatch.setattr(outbox, "HAND_OVER_WITHIN", 0.2)
+    monkeypatch.setattr(outbox, "LEASE_SECONDS", 1.0)
+    event = thing(event_type)
+    async with unit_of_work(runtime.pool) as uow:
+        uow.publish(event)
+        await uow.flush()
+        await asyncio.sleep(0.4)
+    await asyncio.sleep(0.5)
+    assert events.messages == []  # not handed over, still leased
+    assert await state_of(runtime, event.event_id) == (False, True)
+    relay.interval = 0.1
+    relay.wake()
+    await events.wait_for(lambda b: len(b) == 1, within=5)
+    await eventually_published(runtime, event.event_id)
+    await asyncio.sleep(0.3)
+    assert [b["event_id"] for b in events.bodies()] == [str(event.event_id)]
+
+
 async def test_an_event_written_outside_a_unit_of_work_wakes_the_relay_by_notify(
     runtime: Runtime, tap: tuple[str, EventTap],
 ) -> None:

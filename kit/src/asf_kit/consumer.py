@@ -18,6 +18,7 @@ time. Events of one aggregate (`aggregate_id`) take turns in the order they were
 models stay the safety net for what no process can order — events spread over replicas, an
 event back from the retry queue after later ones were applied. The consumer acks, rejects
 or parks each message itself (FastStream's `AckPolicy.MANUAL`) before its handler task ends,
+rejecting to the retry queue whatever escapes (a park whose publish failed),
 and FastStream's subscriber stop (the runtime's graceful stop) cancels the subscription and
 waits — up to the broker's `graceful_timeout`, 15 s — for every message it has taken in: so a
 graceful stop applies and acks what is in flight, and what was delivered but not begun goes
@@ -157,8 +158,15 @@ class EventConsumer:
                  concurrency: int | None = None) -> None:
         self.runtime = runtime
         self.queues = queues
-        self.concurrency = concurrency or runtime.settings.consumer_concurrency
-        """Events in their handlers at once in this process (`CONSUMER_CONCURRENCY`)."""
+        wanted = concurrency or runtime.settings.consumer_concurrency
+        # Each handler holds a pooled connection: leave two for requests, readiness and the
+        # relay, or they would queue behind a backlog of events.
+        self.concurrency = max(1, min(wanted, runtime.settings.db_pool_max - 2))
+        """Events in their handlers at once in this process (`CONSUMER_CONCURRENCY`, at most
+        `DB_POOL_MAX` - 2)."""
+        if self.concurrency < wanted:
+            log.warning("consumer concurrency capped by the database pool",
+                        wanted=wanted, concurrency=self.concurrency)
         self.prefetch = max(32, 2 * self.concurrency)
         self._slots = asyncio.Semaphore(self.concurrency)
         self._turns = InTurn()
@@ -206,11 +214,23 @@ class EventConsumer:
             channel=Channel(prefetch_count=self.prefetch),
             decoder=_the_message,
             no_reply=True,
-            ack_policy=AckPolicy.MANUAL,
+            ack_policy=AckPolicy.MANUAL,  # settled in `_on_message`, whatever happens
             title=self.queues.main,
         )(self._on_message)
 
     async def _on_message(self, msg: RabbitMessage) -> None:
+        try:
+            await self._settle(msg)
+        except Exception as e:
+            # What escaped (a park whose publish failed, say) would leave the message unacked
+            # on a live channel, holding a prefetch slot: back through the retry queue. A
+            # message settled already is not settled again (FastStream checks).
+            log.error("message not settled; rejected to the retry queue", error=str(e),
+                      error_type=type(e).__name__)
+            with contextlib.suppress(Exception):
+                await msg.reject(requeue=False)
+
+    async def _settle(self, msg: RabbitMessage) -> None:
         # Nothing here awaits before the event's turn is taken (`InTurn.of`): deliveries start
         # their tasks in delivery order, so they queue for their aggregate's turn in that order.
         started = time.perf_counter()
@@ -302,6 +322,7 @@ class EventConsumer:
             content_type=raw.content_type,
             persist=True,
             mandatory=False,
+            timeout=10,  # a blocked broker: fail (the message is retried), never hang
         )
         await msg.ack()
 

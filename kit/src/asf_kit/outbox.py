@@ -14,7 +14,9 @@ NOTIFY, no second transaction before the publish — and marks them published af
 in one `UPDATE`. Such rows are written with a lease (`LEASE_SECONDS`): until it runs out the
 polling relay of every replica leaves them alone, so an event is not published twice; when
 the process dies between commit and publish, or the broker refuses, the lease runs out and
-the poll publishes the row. The outbox table stays the record of what must go out.
+the poll publishes the row. A row written long before its commit is not handed over
+(`HAND_OVER_WITHIN`): its publish could outlast the lease. The outbox table stays the
+record of what must go out.
 """
 
 from __future__ import annotations
@@ -65,8 +67,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp() + make_interval(secs => $8
 _COLUMNS = ("event_id", "event_type", "event_version", "routing_key", "correlation_id",
             "traceparent", "body")
 
-LEASE_SECONDS = 5.0
-"""How long the polling relay leaves a handed-over row to the process that wrote it."""
+LEASE_SECONDS = 30.0
+"""How long the polling relay leaves a handed-over row to the process that wrote it (from
+its INSERT). Only a crash between commit and publish waits this long."""
+HAND_OVER_WITHIN = 10.0
+"""A handed-over row is published at once only if it was written less than this long ago;
+an older one (a long transaction, a queue for the stream's lock) is left to the poll, so the
+publish (at most `PUBLISH_TIMEOUT`) and its mark end well before the lease does and no
+replica's poll publishes it a second time."""
+PUBLISH_TIMEOUT = 10.0
 
 _relays: dict[int, OutboxRelay] = {}
 """The running relay of each pool in this process (by the pool's id; a pool takes no weak
@@ -153,7 +162,9 @@ async def add_events(conn: Conn, events: list[Envelope]) -> None:
         await conn.execute(_INSERT_LEASED, *rows[0], LEASE_SECONDS)
     else:
         await conn.executemany(_INSERT_LEASED, [(*r, LEASE_SECONDS) for r in rows])
-    collected.rows.extend(dict(zip(_COLUMNS, r, strict=True)) for r in rows)
+    written = time.monotonic()
+    collected.rows.extend({**dict(zip(_COLUMNS, r, strict=True)), "written": written}
+                          for r in rows)
 
 
 class OutboxRelay(Worker):
@@ -214,6 +225,14 @@ class OutboxRelay(Worker):
         task.add_done_callback(self._in_hand.discard)
 
     async def _publish_handed(self, rows: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        late = [r for r in rows if now - r["written"] >= HAND_OVER_WITHIN]
+        if late:
+            log.info("events left to the poll: written too long before their commit",
+                     count=len(late))
+            rows = [r for r in rows if now - r["written"] < HAND_OVER_WITHIN]
+            if not rows:
+                return
         outcomes: list[BaseException | None]
         if len(rows) == 1:  # the common case: no task of gather's own
             try:
@@ -315,7 +334,7 @@ class OutboxRelay(Worker):
             content_type="application/json",
             persist=True,
             mandatory=False,
-            timeout=10,
+            timeout=PUBLISH_TIMEOUT,
         )
 
     async def _observe(self) -> None:

@@ -143,9 +143,10 @@ class ServiceSettings(BaseSettings):
     db_pool_min: int = 2
     db_pool_max: int = 10
     consumer_concurrency: int = Field(
-        default=16, ge=1,
+        default=8, ge=1,
         description="Events a consumer process handles at once (events of one aggregate "
-        "still one after the other, in delivery order); 1 = one at a time",
+        "still one after the other, in delivery order); 1 = one at a time; at most "
+        "DB_POOL_MAX - 2 (each handler holds a pooled connection)",
     )
     relay_batch_size: int = 200
     relay_poll_interval: float = Field(
