@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -121,31 +123,62 @@ async def _apply(conn: asyncpg.Connection, body: bytes) -> tuple[bytes, dict[str
     return out
 
 
+@dataclass
+class _HopQueues:
+    """One raw hop's broker side: the input queue (filled beforehand or at a rate), the
+    exchange it publishes to and the sink that counts what arrives."""
+
+    exchange: aio_pika.abc.AbstractExchange
+    sink: Any
+    queue: aio_pika.abc.AbstractQueue
+    feeder: asyncio.Future[Any] | None
+
+
+async def _open_hop(connection: aio_pika.abc.AbstractConnection, companies: list[uuid.UUID],
+                    rate: float | None, prefetch: int, prefix: str) -> _HopQueues:
+    from bench.hop import Sink, _prefill, deregistered, pace
+
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.set_qos(prefetch_count=prefetch)
+    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC,
+                                              durable=True)
+    sink = Sink(await connection.channel(), len(companies))
+    await sink.start()
+    queue = await channel.declare_queue(f"{prefix}.{uuid.uuid4().hex[:6]}", durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+    bodies = [deregistered(c, i) for i, c in enumerate(companies)]
+    feeder = None
+    if rate is None:
+        await _prefill(channel, queue.name, bodies)
+    else:
+        feeder = asyncio.ensure_future(
+            pace(await connection.channel(publisher_confirms=True), queue.name, bodies, rate))
+    return _HopQueues(exchange, sink, queue, feeder)
+
+
+async def _publish_flagged(exchange: aio_pika.abc.AbstractExchange,
+                           out: tuple[bytes, dict[str, str]] | None) -> None:
+    """Publish what `_apply` produced (with the channel's confirm), as casework's relay."""
+    if out is None:
+        return
+    body, ids = out
+    await exchange.publish(aio_pika.Message(
+        body, message_id=ids["event_id"], correlation_id=ids["correlation_id"],
+        headers={"event_type": FLAGGED, "event_version": 1},
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=FLAGGED + ".v1")
+
+
 async def raw_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
                   rate: float | None = None) -> Result:
     """Consume one deregistration per company, as casework would, and publish: queued
     beforehand, or published at `rate` per second while it runs."""
-    from bench.hop import Sink, _prefill, deregistered, pace
-
     conn = await asyncpg.connect(dsn)
     connection = await aio_pika.connect(broker_url)
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=32)
-        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC,
-                                                  durable=True)
-        sink = Sink(await connection.channel(), len(companies))
-        await sink.start()
-        queue = await channel.declare_queue(
-            f"bench.raw.in.{uuid.uuid4().hex[:6]}", durable=True,
-            arguments={"x-queue-type": "quorum"})
-        bodies = [deregistered(c, i) for i, c in enumerate(companies)]
-        feeder = None
-        if rate is None:
-            await _prefill(channel, queue.name, bodies)
-        else:
-            feeder = asyncio.ensure_future(
-                pace(await connection.channel(publisher_confirms=True), queue.name, bodies, rate))
+        hop = await _open_hop(connection, companies, rate, 32, "bench.raw.in")
+        exchange, sink, queue, feeder = hop.exchange, hop.sink, hop.queue, hop.feeder
         latencies: list[float] = []
         first_ns = 0
         first_cpu = 0.0
@@ -155,15 +188,7 @@ async def raw_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
                     first_ns = time.time_ns()
                     first_cpu = time.process_time()
                 t0 = now()
-                out = await _apply(conn, message.body)
-                if out is not None:
-                    body, ids = out
-                    await exchange.publish(aio_pika.Message(
-                        body, message_id=ids["event_id"], correlation_id=ids["correlation_id"],
-                        headers={"event_type": FLAGGED, "event_version": 1},
-                        content_type="application/json",
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                        routing_key=FLAGGED + ".v1")
+                await _publish_flagged(exchange, await _apply(conn, message.body))
                 await message.ack()
                 latencies.append(now() - t0)
                 if len(latencies) >= len(companies):
@@ -188,29 +213,13 @@ async def raw_hop_concurrent(dsn: str, broker_url: str, companies: list[uuid.UUI
     """The hop with `in_flight` events handled at once: a task per delivery (prefetch
     `in_flight`), each taking a pooled connection for its transaction, publishing with a
     confirm after the commit and acking after the confirm."""
-    from bench.hop import Sink, _prefill, deregistered, pace
-
     pool = await asyncpg.create_pool(dsn, min_size=min(in_flight, 16),
                                      max_size=min(in_flight, 32))
     assert pool is not None
     connection = await aio_pika.connect(broker_url)
     try:
-        channel = await connection.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=in_flight)
-        exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC,
-                                                  durable=True)
-        sink = Sink(await connection.channel(), len(companies))
-        await sink.start()
-        queue = await channel.declare_queue(
-            f"bench.rawc.in.{uuid.uuid4().hex[:6]}", durable=True,
-            arguments={"x-queue-type": "quorum"})
-        bodies = [deregistered(c, i) for i, c in enumerate(companies)]
-        feeder = None
-        if rate is None:
-            await _prefill(channel, queue.name, bodies)
-        else:
-            feeder = asyncio.ensure_future(
-                pace(await connection.channel(publisher_confirms=True), queue.name, bodies, rate))
+        hop = await _open_hop(connection, companies, rate, in_flight, "bench.rawc.in")
+        exchange, sink, queue, feeder = hop.exchange, hop.sink, hop.queue, hop.feeder
         latencies: list[float] = []
         clock = {"first_ns": 0, "first_cpu": 0.0}
         handled = asyncio.Event()
@@ -222,14 +231,7 @@ async def raw_hop_concurrent(dsn: str, broker_url: str, companies: list[uuid.UUI
             t0 = now()
             async with pool.acquire() as conn:
                 out = await _apply(conn, message.body)
-            if out is not None:
-                body, ids = out
-                await exchange.publish(aio_pika.Message(
-                    body, message_id=ids["event_id"], correlation_id=ids["correlation_id"],
-                    headers={"event_type": FLAGGED, "event_version": 1},
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                    routing_key=FLAGGED + ".v1")
+            await _publish_flagged(exchange, out)
             await message.ack()
             latencies.append(now() - t0)
             if len(latencies) >= len(companies):

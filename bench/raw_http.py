@@ -30,6 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.raw import OUTBOX, STREAM  # the outbox row and the stream's serial insert, as the hop
+
 # casework.store._PARTICIPANT + _FROM + " WHERE p.id = $1 FOR UPDATE OF p", verbatim.
 LOAD = """
 SELECT p.id, p.municipality_code, p.referral_source, p.assigned_to, p.stage, p.exit_reason,
@@ -53,19 +55,6 @@ STAGE = ("INSERT INTO stage_changes (participant_id, from_stage, to_stage, exit_
          "by) VALUES ($1, $2, $3, $4, $5, $6)")
 ACCESS = ("INSERT INTO access_log (participant_id, actor, action) "
           "SELECT unnest($1::uuid[]), $2, $3")
-OUTBOX = """
-INSERT INTO outbox (event_id, event_type, event_version, routing_key, correlation_id,
-                    traceparent, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
-STREAM = """
-        WITH serial AS (SELECT pg_advisory_xact_lock(hashtext('casework.stream_events'), 0)),
-        kept AS (
-            INSERT INTO stream_events (municipality_code, participant_id, body)
-            SELECT $2, $3, $4 FROM serial RETURNING id
-        )
-        SELECT id FROM kept, pg_notify($1, ($4::jsonb || jsonb_build_object('id', id))::text)
-        """
 MOVES = {"referred": {"assessment", "closed"}, "assessment": {"in_training", "closed"}}
 CHANGED = "casework.participant.stage_changed"
 
