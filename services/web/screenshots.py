@@ -90,13 +90,19 @@ def main() -> int:
             ("analyst", "/stats", "stats"),
             ("analyst", "/templates/company_verified", "template"),
             ("auditor", f"/audit/participants/{case_ids[2]}", "access-log"),
+            ("case_worker", f"/participants/{case_ids[2]}/plan", "plan"),
+            ("case_worker", "/worklists", "worklists"),
+            ("company_rep", "/attendance?week=2026-W36", "attendance"),
         ]
+        people = {**PEOPLE, "company_rep": {"sub": "rep-web", "name": "Kim Företagare",
+                                            "role": "company_rep", "company_id": company_id}}
         with launched() as browser:
-            for role in ("anonymous", "case_worker", "registry_officer", "analyst", "auditor"):
+            for role in ("anonymous", "case_worker", "registry_officer", "analyst", "auditor",
+                         "company_rep"):
                 context = browser.new_context(viewport={"width": 1200, "height": 900})
                 page = context.new_page()
                 if role != "anonymous":
-                    sign_in_as(page, url, PEOPLE[role])
+                    sign_in_as(page, url, people[role])
                 for who, path, name in shots:
                     if who != role:
                         continue
