@@ -7,13 +7,12 @@ is referred, placed there and employed."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +25,7 @@ from asf_contracts.topology import ServiceQueues
 from asf_testing import (
     DATA_KEY,
     delete_queues,
+    eventually,
     fresh_database,
     identity_number,
     org_number,
@@ -73,15 +73,6 @@ def call(client: ModuleType, tag: str, operation: str) -> Any:
 
 def model(client: ModuleType, name: str) -> Any:
     return getattr(importlib.import_module(f"{client.__name__}.models"), name)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while not (result := await check()):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from asf_testing import (
     auth,
     captured_logs,
     event_tap,
+    eventually,
     fresh_database,
     identity_number,
     org_number,
@@ -147,17 +148,6 @@ async def stack(postgres_url: str, broker_url: str) -> AsyncIterator[Stack]:
                                 spans, namespace)
             finally:
                 smtp.down()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, within: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def mails_to(stack: Stack, address: str) -> list[Any]:

@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from asf_testing import (
     fresh_database,
     serving,
     unique_namespace,
+    waiting,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,16 +157,7 @@ def company_event(company_id: uuid.UUID, *, version: int = 1,
     )
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], what: str,
-                     within: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+eventually = partial(waiting.eventually, within=20.0)
 
 
 async def parked_by_id(c: Consumer) -> dict[str | None, dlq.Parked]:

@@ -6,12 +6,11 @@ deploy/monitoring."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import random
 import re
-from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from asf_testing import (
     SmtpServer,
     auth,
     delete_queues,
+    eventually,
     fresh_database,
     org_number,
     service_process,
@@ -128,15 +128,7 @@ def company() -> dict[str, Any]:
     }
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, within: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.3)
+until = partial(eventually, within=60.0, every=0.3)
 
 
 async def scrape(client: httpx.AsyncClient, base_url: str) -> dict[str, list[Any]]:

@@ -33,6 +33,7 @@ from asf_testing.numbers import identity_number, org_number, with_check_digit
 from asf_testing.processes import ServiceProcess, free_port, service_process, wait_ready
 from asf_testing.smtp import Recorder, SmtpServer, text_of
 from asf_testing.tokens import DATA_KEY, JWT_TEST_SECRET, JwksServer, SigningKey, auth, token
+from asf_testing.waiting import eventually
 
 __all__ = [
     "ANONYMOUS",
@@ -56,6 +57,7 @@ __all__ = [
     "delete_queues",
     "envelope",
     "event_tap",
+    "eventually",
     "everyone",
     "free_port",
     "fresh_database",
