@@ -112,7 +112,13 @@ def scaffolded(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, brok
         said = run(sys.executable, str(repo / "scaffold" / "new_service.py"), "billing",
                    "--port", "8090")
         assert "services/billing/ on port 8090" in said
-        run(uv(), "lock", "--offline")
+        # Offline when uv's cache already knows the index (a machine that has locked before);
+        # on a fresh machine `uv sync --frozen` fetched wheels but no index pages, so lock
+        # against the registry (the workspace's pins stay: only billing is added).
+        try:
+            run(uv(), "lock", "--offline")
+        except AssertionError:
+            run(uv(), "lock")
         run(uv(), "sync", "--frozen", "--offline")
         yield repo, run
     finally:
