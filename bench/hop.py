@@ -334,8 +334,11 @@ async def hop_rounds(pg: str, broker_url: str, n: int, rounds: int, log_dir: Pat
     """`rounds` times: the raw hop one at a time, the concurrent raw hop at each in-flight
     count (and their best, the raw limit), then the project (and each variant), interleaved,
     fresh data each."""
+    from asf_kit import runtime
     from bench.common import scratch_database
     from bench.raw import RAW_IN_FLIGHT, raw_hop, raw_hop_concurrent
+
+    runtime.FREEZE_HEAP_AFTER_START = True  # the project as `serve` runs it (a lever)
 
     variants = variants or {"project hop (casework)": Variant()}
     results: list[Result] = []

@@ -16,6 +16,10 @@ gives beside the code as it is (bench only; the services always run with all of 
   without it, the commit's NOTIFY wakes the relay, which claims the rows in a second
   transaction, publishes and marks them.
 
+- `heap frozen after start`: a served process (`serve`) collects and freezes its heap once
+  started (`gc.freeze`), so the collector's rare full passes skip the modules and the app;
+  one such pass held the bench's event loop for 60–80 ms.
+
 `CONSUMER_CONCURRENCY` is a setting, not a lever: the bench runs it as a variant.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -107,6 +112,14 @@ def _with_di() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _unfrozen() -> Iterator[None]:
+    """The heap as it was: nothing frozen, every full collection walks all of it."""
+    gc.unfreeze()
+    with _patched(runtime, "FREEZE_HEAP_AFTER_START", False):
+        yield
+
+
 class _NoRelays(dict[int, Any]):
     """No relay registers for the hand-over: every event takes the NOTIFY-and-claim way."""
 
@@ -121,6 +134,7 @@ LEVERS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "pool without reset query": lambda: _patched(runtime, "create_pool", _pool_with_reset),
     "consumer without FastStream DI": _with_di,
     "relay hand-over in memory": lambda: _patched(outbox, "_relays", _NoRelays()),
+    "heap frozen after start": _unfrozen,
 }
 
 
@@ -131,3 +145,81 @@ def without(*names: str) -> Iterator[None]:
         for name in LEVERS if "all" in names else names:
             stack.enter_context(LEVERS[name]())
         yield
+
+
+# --- per call: what a log line and a span cost, each way ----------------------------------
+
+
+def _stdlib_logger(stream: Any) -> Any:
+    """A logger configured as the kit was before `log lines without the standard library`:
+    structlog's processors, then a `LogRecord` through the standard library to a handler whose
+    `ProcessorFormatter` renders it."""
+    import logging
+
+    import structlog
+
+    from asf_kit.logging import _add_service, _orjson_dumps
+
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_service, structlog.processors.format_exc_info,
+    ]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+    ]))
+    std = logging.getLogger("bench.levers.stdlib")
+    std.handlers[:] = [handler]
+    std.propagate = False
+    std.setLevel(logging.INFO)
+    return structlog.wrap_logger(
+        std, processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger)
+
+
+def per_call_costs(n: int = 20_000) -> dict[str, float]:
+    """µs per call, best of 3, each way in this process: the consumer's INFO line (with the
+    event's ids bound) and a span that continues a `traceparent` and hands one on."""
+    import io
+    import time
+
+    from opentelemetry import propagate
+
+    from asf_kit import logging as kit_logging
+    from asf_kit import telemetry
+
+    def best(fn: Callable[[], None]) -> float:
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            runs.append((time.perf_counter() - t0) / n * 1e6)
+        return round(min(runs), 2)
+
+    sink = io.StringIO()
+    kit_logging.configure("casework", "bench", "INFO", "json")
+    kit_logging._handler[-1].setStream(sink)
+    ours = kit_logging.get_logger("casework.service")
+    stdlib = _stdlib_logger(sink)
+    fields = {"company_id": "6bc2e5f6-90ea-40b5-ac9f-35fc0c457615", "version": 3,
+              "applied": True, "status": "deregistered"}
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    attrs = {"messaging.system": "rabbitmq", "messaging.message.id": "x" * 36}
+
+    def a_span() -> None:
+        with telemetry.span("consume bench", traceparent=tp, attributes=attrs):
+            telemetry.current_traceparent()
+
+    with kit_logging.bound_contextvars(event_id="6bc2e5f6-90ea-40b5-ac9f-35fc0c457615",
+                                       event_type="registry.company.deregistered"):
+        costs = {"log line, through the standard library (before)":
+                 best(lambda: stdlib.info("company event", **fields)),
+                 "log line, straight to the stream (now)":
+                 best(lambda: ours.info("company event", **fields))}
+    with _patched(telemetry, "_W3C", propagate.get_global_textmap()):
+        costs["span, global propagator (before)"] = best(a_span)
+    costs["span, W3C propagator alone (now)"] = best(a_span)
+    return costs

@@ -189,8 +189,15 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
     saturated = await hop_rounds(PG, broker, n, rounds, LOG_DIR, variants, say)
     say(f"  at a steady {rate:.0f} events/s: {paced_n} events, {rounds} rounds")
     paced = await hop_rounds(PG, broker, paced_n, rounds, LOG_DIR, variants, say, rate=rate)
-    return {"saturated": summarize_hop(saturated, raw_name),
-            "paced": summarize_hop(paced, raw_name), "paced_rate": rate}
+    out = {"saturated": summarize_hop(saturated, raw_name),
+           "paced": summarize_hop(paced, raw_name), "paced_rate": rate}
+    if levers:
+        from bench.levers import per_call_costs
+
+        out["per_call_us"] = per_call_costs()
+        for what, us in out["per_call_us"].items():
+            say(f"  per call: {what}: {us:.1f} µs")
+    return out
 
 
 async def run_writes(broker: str, seconds: float, rate: float, rounds: int = 1

@@ -130,6 +130,9 @@ def main(
             _run_migrate(settings, migrations)
         import uvicorn
 
+        from asf_kit import runtime
+
+        runtime.FREEZE_HEAP_AFTER_START = True
         uvicorn.run(app_factory, factory=True, host=settings.host, port=settings.port,
                     log_config=None, access_log=False, loop="auto", timeout_graceful_shutdown=20)
         return 0

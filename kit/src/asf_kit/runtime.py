@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,13 @@ from asf_kit.outbox import EXCHANGE_DECL, OutboxRelay
 from asf_kit.settings import ServiceSettings
 
 log = get_logger(__name__)
+
+FREEZE_HEAP_AFTER_START = False
+"""Set by `serve` (a served process, not the tests' in-process apps): once started, collect
+and freeze what the start built (`gc.freeze`), so the collector's rare full passes skip the
+modules, the app and its models. In the bench such a pass held the event loop for 60–80 ms,
+the worst latencies of the hop at a steady rate (`bench/README.md`, lever `heap frozen after
+start`)."""
 
 
 class Runtime:
@@ -62,6 +70,9 @@ class Runtime:
                 poll_interval=s.relay_poll_interval, retention_days=s.outbox_retention_days,
             )
             await self.relay.start()
+        if FREEZE_HEAP_AFTER_START:
+            gc.collect()
+            gc.freeze()
 
     async def stop(self) -> None:
         """Graceful: stop consuming, let in-flight work finish, flush the relay, close."""

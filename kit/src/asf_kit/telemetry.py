@@ -13,13 +13,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 tracer = trace.get_tracer("asf_samverkan")
+_W3C = TraceContextTextMapPropagator()
+"""The contract is the W3C `traceparent` (in HTTP, outbox rows and AMQP headers): read and
+written by its own propagator, not through the global composite one (which adds baggage
+and costs twice as much on every event)."""
 
 __all__ = ["SpanKind", "current_traceparent", "setup", "span", "tracer"]
 
@@ -41,7 +46,7 @@ def setup(service: str, version: str) -> None:
 def current_traceparent() -> str | None:
     """The `traceparent` of the span that is current now, to carry along."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    _W3C.inject(carrier)
     return carrier.get("traceparent")
 
 
@@ -54,7 +59,7 @@ def span(
     attributes: dict[str, Any] | None = None,
 ) -> Iterator[Span]:
     """A span that continues the trace of `traceparent`, or the current one when None."""
-    parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+    parent = _W3C.extract({"traceparent": traceparent}) if traceparent else None
     with tracer.start_as_current_span(name, context=parent, kind=kind,
                                       attributes=attributes) as s:
         yield s

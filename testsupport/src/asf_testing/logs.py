@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import structlog
 
-from asf_kit.logging import configure
+from asf_kit.logging import configure, tap
 
 
 class LogLines(logging.Handler):
@@ -24,7 +24,9 @@ class LogLines(logging.Handler):
 
 @contextlib.contextmanager
 def captured_logs(service: str = "test") -> Iterator[list[str]]:
-    """Logging configured as in production (JSON, DEBUG), each line also kept here."""
+    """Logging configured as in production (JSON, DEBUG), each line also kept here: ours
+    (structlog's, through `asf_kit.logging.tap`) and the standard library's (uvicorn,
+    FastStream, through a handler)."""
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
     configure(service, "test", "DEBUG", "json")
@@ -32,7 +34,8 @@ def captured_logs(service: str = "test") -> Iterator[list[str]]:
     collector.setFormatter(root.handlers[0].formatter)
     root.addHandler(collector)
     try:
-        yield collector.lines
+        with tap(collector.lines.append):
+            yield collector.lines
     finally:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
