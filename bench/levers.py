@@ -199,7 +199,11 @@ def per_call_costs(n: int = 20_000) -> dict[str, float]:
             runs.append((time.perf_counter() - t0) / n * 1e6)
         return round(min(runs), 2)
 
+    import logging
+
     sink = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, kit_logging._handler[:]
     kit_logging.configure("casework", "bench", "INFO", "json")
     kit_logging._handler[-1].setStream(sink)
     ours = kit_logging.get_logger("casework.service")
@@ -222,4 +226,6 @@ def per_call_costs(n: int = 20_000) -> dict[str, float]:
     with _patched(telemetry, "_W3C", propagate.get_global_textmap()):
         costs["span, global propagator (before)"] = best(a_span)
     costs["span, W3C propagator alone (now)"] = best(a_span)
+    root.handlers[:], level, kit_logging._handler[:] = saved
+    root.setLevel(level)
     return costs
