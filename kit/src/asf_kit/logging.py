@@ -64,12 +64,14 @@ class _Lines:
         self.name = name or "root"
 
     def msg(self, line: str) -> None:
-        if _handler:
-            handler = _handler[-1]
-            # A closed stream (a test's capture, gone): as the standard library, never raise.
-            with contextlib.suppress(Exception), handler.lock or contextlib.nullcontext():
-                handler.stream.write(line + "\n")
-                handler.stream.flush()
+        handler = _handler[-1] if _handler else None
+        # A closed stream (a test's capture, gone): as the standard library, never raise.
+        with contextlib.suppress(Exception), (
+            handler.lock if handler and handler.lock else contextlib.nullcontext()
+        ):
+            stream = handler.stream if handler else sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
         for t in _taps:
             t(line)
 
