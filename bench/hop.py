@@ -26,10 +26,11 @@ outgoing event confirmed by the broker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,6 @@ from typing import Any
 import aio_pika
 import asyncpg
 import orjson
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from asf_contracts import EXCHANGE
 from asf_contracts.topology import ServiceQueues
@@ -145,12 +144,16 @@ class Sink:
             await self.queue.delete(if_unused=False, if_empty=False)
 
 
-class HopClock(SpanProcessor):
-    """Reads the project's own spans: `consume …` starts an event, the relay's `publish …`
-    (its child through the outbox row's traceparent) ends with the broker's confirm."""
+class HopClock:
+    """The project's per-event service time: from the kit consumer taking a message in
+    (`EventConsumer._settle`) to the relay's publish of the event it caused coming back with
+    the broker's confirm (`OutboxRelay._send`; matched by the outgoing event's
+    `causation_id`, the incoming event's id). The clock wraps those two methods rather than
+    listening to spans: a span processor would make every span record, which a service
+    without an exporter does not (`asf_kit.telemetry`)."""
 
     def __init__(self) -> None:
-        self.started: dict[int, int] = {}
+        self.started: dict[str, int] = {}
         self.latencies: list[float] = []
         self.pairs: list[tuple[int, int]] = []
         self.first_ns = 0
@@ -162,35 +165,41 @@ class HopClock(SpanProcessor):
         self.pairs = []
         self.first_ns = 0
 
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        if span.name.startswith("consume "):
-            self.started[span.context.span_id] = span.start_time
-            if not self.first_ns:
-                self.first_ns = span.start_time
-                self.first_cpu = time.process_time()
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        from asf_kit.consumer import EventConsumer
+        from asf_kit.outbox import OutboxRelay
 
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.name.startswith("publish ") and span.parent is not None:
-            t0 = self.started.pop(span.parent.span_id, None)
-            if t0 is not None and span.end_time is not None:
-                self.latencies.append((span.end_time - t0) / 1e9)
-                self.pairs.append((t0, span.end_time))
+        settle, send = EventConsumer._settle, OutboxRelay._send
+        clock = self
+
+        async def timed_settle(consumer: Any, msg: Any) -> None:
+            now = time.time_ns()
+            if not clock.first_ns:
+                clock.first_ns = now
+                clock.first_cpu = time.process_time()
+            clock.started[msg.message_id] = now
+            await settle(consumer, msg)
+
+        async def timed_send(relay: Any, row: Any, headers: dict[str, Any]) -> None:
+            await send(relay, row, headers)
+            t0 = clock.started.pop(orjson.loads(bytes(row["body"]))["causation_id"], None)
+            if t0 is not None:
+                end = time.time_ns()
+                clock.latencies.append((end - t0) / 1e9)
+                clock.pairs.append((t0, end))
+
+        EventConsumer._settle, OutboxRelay._send = timed_settle, timed_send  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            EventConsumer._settle, OutboxRelay._send = settle, send  # type: ignore[method-assign]
 
 
-_clock: HopClock | None = None
+_clock = HopClock()
 
 
 def hop_clock() -> HopClock:
-    global _clock
-    if _clock is None:
-        from asf_kit import telemetry
-        from casework.app import SERVICE, VERSION
-
-        telemetry.setup(SERVICE, VERSION)
-        provider = trace.get_tracer_provider()
-        assert isinstance(provider, TracerProvider)
-        _clock = HopClock()
-        provider.add_span_processor(_clock)
     return _clock
 
 
@@ -255,7 +264,7 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
         if rate is None:
             await _prefill(channel, q.name, bodies)
         app = create_app(settings)
-        with _logs_to(log_path):
+        with _logs_to(log_path), clock.installed():
             async with serving(app, lifespan_seconds=60):
                 if rate is not None:
                     await pace(channel, q.name, bodies, rate)

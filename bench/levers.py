@@ -223,9 +223,18 @@ def per_call_costs(n: int = 20_000) -> dict[str, float]:
                  best(lambda: stdlib.info("company event", **fields)),
                  "log line, straight to the stream (now)":
                  best(lambda: ours.info("company event", **fields))}
-    with _patched(telemetry, "_W3C", propagate.get_global_textmap()):
-        costs["span, global propagator (before)"] = best(a_span)
-    costs["span, W3C propagator alone (now)"] = best(a_span)
+    from opentelemetry import trace
+
+    telemetry.setup("casework", "bench")
+    provider = trace.get_tracer_provider()
+    ours = isinstance(provider, telemetry._Provider)
+    with _patched(provider, "listening", True) if ours else contextlib.nullcontext():
+        with _patched(telemetry, "_W3C", propagate.get_global_textmap()):
+            costs["span recorded, global propagator (before)"] = best(a_span)
+        costs["span recorded, W3C propagator alone (now)"] = best(a_span)
+    if ours:  # as a service without an exporter
+        with _patched(provider, "listening", False):
+            costs["span, nothing listening: not recorded (now, no exporter)"] = best(a_span)
     root.handlers[:], level, kit_logging._handler[:] = saved
     root.setLevel(level)
     return costs
