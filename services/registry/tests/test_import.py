@@ -186,3 +186,24 @@ async def test_files_that_are_not_lists_are_refused(
     [error] = r.json()["errors"]
     assert error["field"] == field
     assert fragment in error["message"]
+
+
+async def test_dates_exported_with_a_midnight_time_are_dates_and_other_times_are_refused(
+    client: httpx.AsyncClient, headers: Headers, body_factory: Callable[..., dict[str, Any]],
+) -> None:
+    # A spreadsheet saves a date cell as "2025-12-31 00:00:00"; that is still the day.
+    exported = [row(body_factory(), workforce_as_of="2025-12-31 00:00:00"),
+                row(body_factory(), workforce_as_of="2025-06-30T00:00")]
+    r = await post_csv(client, headers["officer"], to_csv(exported))
+    assert r.status_code == 201, r.text
+    days = []
+    for company_id in r.json()["ids"]:
+        c = (await client.get(f"/companies/{company_id}", headers=headers["officer"])).json()
+        days.append(c["workforce"]["as_of"])
+    assert days == ["2025-12-31", "2025-06-30"]
+    # Any other time of day names a moment, not a day: refused, by row and field.
+    r = await post_csv(client, headers["officer"], to_csv(
+        [row(body_factory()), row(body_factory(), workforce_as_of="2025-12-31 13:45:00")]))
+    assert r.status_code == 422, r.text
+    [error] = r.json()["rows"]
+    assert (error["row"], error["field"]) == (3, "workforce.as_of")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,17 @@ _FALSE = {"false", "no", "nej", "0", ""}
 def _refused(field_name: str, message: str) -> RuleError:
     return RuleError(422, "Validation failed", f"{field_name}: {message}",
                      errors=[{"field": field_name, "message": message}])
+
+
+_MIDNIGHT = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?\s*$")
+
+
+def _date_cell(value: str) -> str:
+    """A date as a spreadsheet may export it: `2025-12-31 00:00:00` (a date cell saved with
+    its time of day) is the date `2025-12-31`. Any other time is left for validation to
+    refuse: it names a moment, not a day."""
+    m = _MIDNIGHT.match(value)
+    return m.group(1) if m else value
 
 
 def _flag(value: str) -> bool | str:
@@ -72,7 +84,7 @@ def _row_to_registration(row: dict[str, Any]) -> dict[str, Any]:
         "website": opt("website"),
         "contacts": [contact] if contact else [],
         "workforce": {
-            "as_of": get("workforce_as_of"),
+            "as_of": _date_cell(get("workforce_as_of")),
             "employees_total": get("employees_total"),
             "engaged_total": get("engaged_total"),
             "target_group_engaged": get("target_group_engaged"),
