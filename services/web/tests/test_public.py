@@ -394,7 +394,8 @@ def test_a_rep_chooses_to_show_their_contact_in_the_register(stack: Stack, page:
     sign_in_as(page, stack.url, {"sub": f"rep-{TAG}", "name": "Rut Rostare",
                                  "role": "company_rep", "company_id": company_id},
                next_url=f"/companies/{company_id}/edit")
-    shown = page.get_by_label("Visa kontaktpersonen i det öppna registret")
+    rut = page.get_by_role("group", name="Kontaktperson 1")
+    shown = rut.get_by_label("Visa kontaktpersonen i det öppna registret")
     expect(shown).not_to_be_checked()
     shown.check()
     page.get_by_role("button", name="Spara ändringarna").click()
@@ -402,7 +403,8 @@ def test_a_rep_chooses_to_show_their_contact_in_the_register(stack: Stack, page:
     html = httpx.get(public_page, timeout=30).text
     assert "Rut Rostare" in html and "rut.rostare@example.se" in html
     page.goto(f"{stack.url}/companies/{company_id}/edit")  # the choice is kept when editing
-    expect(page.get_by_label("Visa kontaktpersonen i det öppna registret")).to_be_checked()
+    expect(page.get_by_role("group", name="Kontaktperson 1").get_by_label(
+        "Visa kontaktpersonen i det öppna registret")).to_be_checked()
 
 
 def test_the_public_pages_at_200_percent_zoom(stack: Stack, browser: Any,

@@ -73,3 +73,45 @@ def test_csv_import_shows_the_bad_row_and_imports_nothing(stack: Stack, page: An
     page.get_by_text("2 företag importerades").wait_for()
     expect(page.get_by_role("link", name="Importens Första")).to_be_visible()
     expect(page.get_by_role("link", name="Importens Andra")).to_be_visible()
+
+
+def test_every_contact_person_is_edited_added_and_removed_on_the_company_form(
+        stack: Stack, page: Any) -> None:
+    officer = sign_in(stack.url, PEOPLE["registry_officer"])
+    r = post_form(officer, "/companies/new", "/companies/new", company_form("Tre Kontakter"))
+    company_url = stack.url + r.headers["location"]
+    sign_in_as(page, stack.url, PEOPLE["registry_officer"])
+
+    page.goto(company_url + "/edit")
+    first = page.get_by_role("group", name="Kontaktperson 1")
+    expect(first.get_by_label("Namn")).to_have_value("Kim Ek")
+    new = page.get_by_role("group", name="Ny kontaktperson")
+    new.get_by_label("Namn").fill("Alva Berg")
+    new.get_by_label("E-post").fill("alva@example.se")
+    page.get_by_role("button", name="Spara ändringarna").click()
+    page.get_by_text("Ändringarna är sparade.").wait_for()
+    main = page.locator("main")
+    expect(main).to_contain_text("Kim Ek")
+    expect(main).to_contain_text("alva@example.se")
+
+    # Both are on the form again, with room for a third. Kim is removed by emptying every
+    # field; the new one has no name, which the registry refuses: the error sits beside the
+    # field typed in, though the registry counts the contacts without Kim.
+    page.goto(company_url + "/edit")
+    expect(page.get_by_role("group", name="Kontaktperson 2").get_by_label("Namn")).to_have_value(
+        "Alva Berg")
+    for field in ("Namn", "E-post"):
+        page.get_by_role("group", name="Kontaktperson 1").get_by_label(field).fill("")
+    page.get_by_role("group", name="Ny kontaktperson").get_by_label("E-post").fill(
+        "noa@example.se")
+    page.get_by_role("button", name="Spara ändringarna").click()
+    missing = page.locator('input[name="contacts[2].name"]')
+    expect(missing).to_have_attribute("aria-invalid", "true")
+    expect(page.locator('input[name="contacts[1].name"]')).to_have_value("Alva Berg")
+    expect(page.locator('input[name="contacts[0].name"]')).to_have_count(0)
+    missing.fill("Noa Lund")
+    page.get_by_role("button", name="Spara ändringarna").click()
+    page.get_by_text("Ändringarna är sparade.").wait_for()
+    expect(main).to_contain_text("Alva Berg")
+    expect(main).to_contain_text("Noa Lund")
+    expect(main).not_to_contain_text("Kim Ek")

@@ -4,6 +4,7 @@ contracts; everybody signed in reading the register."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -35,15 +36,20 @@ CRITERIA_EXPLAINED = {
     "independent_of_public_sector": N_("Företaget är fristående från offentlig verksamhet "
                                        "(inte en del av kommun, region eller stat)."),
 }
+MAX_CONTACTS = 20
+"""As many contact people as the registry keeps for one company."""
+_CONTACT_FIELDS = ("name", "role", "email", "phone")
+_CONTACT_SLOT = re.compile(r"^contacts\[(\d+)\]\.")
+
 COMPANY_FIELDS = {
     "org_number": N_("Organisationsnummer"), "name": N_("Namn"),
     "legal_form": N_("Juridisk form"), "municipality_code": N_("Kommun"),
     "industries": N_("Bransch"), "description": N_("Beskrivning"), "website": N_("Webbplats"),
     "training_places": N_("Platser för arbetsträning"), "origin": N_("Hur företaget kom till"),
-    "contacts": N_("Kontaktperson"), "contacts[0].name": N_("Kontaktpersonens namn"),
-    "contacts[0].email": N_("Kontaktpersonens e-post"),
-    "contacts[0].phone": N_("Kontaktpersonens telefon"),
-    "contacts[0].role": N_("Kontaktpersonens roll"),
+    "contacts": N_("Kontaktperson"),
+    **{f"contacts[{i}].{k}": text for i in range(MAX_CONTACTS) for k, text in (
+        ("name", N_("Kontaktpersonens namn")), ("email", N_("Kontaktpersonens e-post")),
+        ("phone", N_("Kontaktpersonens telefon")), ("role", N_("Kontaktpersonens roll")))},
     "workforce": N_("Personal"), "workforce.as_of": N_("Uppgifterna gäller"),
     "workforce.employees_total": N_("Anställda"),
     "workforce.engaged_total": N_("Alla som arbetar där"),
@@ -157,17 +163,47 @@ async def new_company(request: Request, user: Registrant,
 async def _company_form(request: Request, user: User, apis: Apis, extra: dict[str, Any],
                         status: int = 200, company: dict[str, Any] | None = None) -> Response:
     return render(request, "company_form.html", {
+        "contact_slots": contact_slots(extra.get("values") or {}),
         "municipalities": await reference.municipality_choices(apis, user.token),
         "criteria": CRITERIA, "explained": CRITERIA_EXPLAINED, "company": company,
         "today": date.today().isoformat(), **extra,
     }, status=status, title=_("Ändra företaget") if company else _("Registrera företag"))
 
 
+def contact_slots(values: dict[str, Any]) -> list[int]:
+    """The form's contact people to show: each one the values hold (in the form's order),
+    then an empty one to add another, while there is room."""
+    filled = sorted({int(m.group(1)) for name, value in values.items()
+                     if (m := _CONTACT_SLOT.match(name)) and int(m.group(1)) < MAX_CONTACTS
+                     and name.rsplit(".", 1)[1] in _CONTACT_FIELDS and value})
+    if len(filled) < MAX_CONTACTS:
+        filled.append(filled[-1] + 1 if filled else 0)
+    return filled
+
+
+def contacts_of(form: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The contact people the form holds, in its order; one whose fields were all emptied is
+    left out (removed). With them, the registry's field of each (`contacts[1].email`) → the
+    form's (`contacts[2].email`), to put the registry's errors beside the field typed in."""
+    people: list[dict[str, Any]] = []
+    aliases: dict[str, str] = {}
+    slots = sorted({int(m.group(1)) for name in form
+                    if (m := _CONTACT_SLOT.match(name)) and int(m.group(1)) < MAX_CONTACTS})
+    for i in slots:
+        person = {k: forms.text(form, f"contacts[{i}].{k}") for k in _CONTACT_FIELDS}
+        if not any(person.values()):
+            continue
+        j = len(people)
+        aliases[f"contacts[{j}]"] = f"contacts[{i}].name"
+        aliases.update({f"contacts[{j}].{k}": f"contacts[{i}].{k}" for k in _CONTACT_FIELDS})
+        people.append({**{k: v for k, v in person.items() if v is not None},
+                       "public": forms.checked(form, f"contacts[{i}].public")})
+    return people, aliases
+
+
 def company_body(form: Any) -> dict[str, Any]:
     """The form as the registry's company document."""
     participation_form = forms.text(form, "criteria.participation.form")
-    contact = {k: forms.text(form, f"contacts[0].{k}") for k in ("name", "role", "email",
-                                                                   "phone")}
     body: dict[str, Any] = {
         "name": forms.text(form, "name"),
         "legal_form": forms.text(form, "legal_form"),
@@ -175,9 +211,7 @@ def company_body(form: Any) -> dict[str, Any]:
         "industries": [i for i in form.getlist("industries") if isinstance(i, str)],
         "description": forms.text(form, "description"),
         "website": forms.text(form, "website"),
-        "contacts": [{**{k: v for k, v in contact.items() if v is not None},
-                      "public": forms.checked(form, "contacts[0].public")}]
-        if any(contact.values()) else [],
+        "contacts": contacts_of(form)[0],
         "workforce": {
             "as_of": forms.text(form, "workforce.as_of"),
             "employees_total": forms.number(form, "workforce.employees_total"),
@@ -202,7 +236,6 @@ def company_body(form: Any) -> dict[str, Any]:
 
 def company_values(c: dict[str, Any]) -> dict[str, Any]:
     """A company document as form values (to edit it)."""
-    contact = (c.get("contacts") or [{}])[0]
     crit = c["criteria"]
     values: dict[str, Any] = {
         "name": c["name"], "legal_form": c["legal_form"],
@@ -217,10 +250,11 @@ def company_values(c: dict[str, Any]) -> dict[str, Any]:
         "criteria.participation.description":
             (crit.get("participation") or {}).get("description") or "",
     }
-    for k in ("name", "role", "email", "phone"):
-        values[f"contacts[0].{k}"] = contact.get(k) or ""
-    if contact.get("public"):
-        values["contacts[0].public"] = "on"
+    for i, contact in enumerate((c.get("contacts") or [])[:MAX_CONTACTS]):
+        for k in _CONTACT_FIELDS:
+            values[f"contacts[{i}].{k}"] = contact.get(k) or ""
+        if contact.get("public"):
+            values[f"contacts[{i}].public"] = "on"
     for k in CRITERIA:
         if k != "participation" and crit.get(k):
             values[f"criteria.{k}"] = "on"
@@ -242,7 +276,7 @@ async def create_company(request: Request, user: Registrant,
             errors.add("org_number", _("Ett företag med det organisationsnumret finns redan "
                                        "i registret."), _("Organisationsnummer"))
         else:
-            errors = forms.from_problem(problem, _labels(COMPANY_FIELDS))
+            errors = forms.from_problem(problem, _labels(COMPANY_FIELDS), contacts_of(form)[1])
         return await _company_form(request, user, apis, {
             **errors.context(), "values": forms.values(form)}, status=r.status_code)
     company = r.json()
@@ -292,7 +326,7 @@ async def edit_company(company_id: UUID, request: Request,
                                  accept=(409, 412, 422))
     if r.status_code in (409, 412, 422):
         company = await apis.registry.get(f"/companies/{company_id}", user.token)
-        errors = forms.from_problem(r.json(), _labels(COMPANY_FIELDS)) \
+        errors = forms.from_problem(r.json(), _labels(COMPANY_FIELDS), contacts_of(form)[1]) \
             if r.status_code == 422 else forms.FormErrors()
         if r.status_code == 409:
             errors.add(None, str(r.json().get("detail")))
