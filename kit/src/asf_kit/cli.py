@@ -27,16 +27,21 @@ def migrations_of(cli_module: str) -> Path:
 
 
 def _run_migrate(settings: ServiceSettings, migrations: Path) -> int:
-    from asf_kit.db import ensure_database, migrate
+    from asf_kit.db import MigrationLockTimeout, ensure_database, migrate
 
     async def go() -> None:
         created = await ensure_database(settings.database_url)
         if created:
             print("created database", settings.database_url.rsplit("/", 1)[-1])
-        applied = await migrate(settings.database_url, migrations)
+        applied = await migrate(settings.database_url, migrations,
+                                settings.migration_lock_timeout)
         print("applied:", ", ".join(applied) if applied else "nothing new")
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except MigrationLockTimeout as e:
+        print(e, file=sys.stderr)
+        return 3
     return 0
 
 
@@ -126,8 +131,8 @@ def main(
     if args.command == "dlq":
         return _run_dlq(settings, prog, args)
     if args.command == "serve":
-        if args.migrate:
-            _run_migrate(settings, migrations)
+        if args.migrate and (failed := _run_migrate(settings, migrations)):
+            return failed
         import uvicorn
 
         from asf_kit import runtime

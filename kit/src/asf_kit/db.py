@@ -4,6 +4,17 @@ Migrations are files named `NNN_what.sql`, applied in order, each once, each in
 its own transaction, under an advisory lock so two replicas starting together
 do not race. The kit's own tables (outbox, inbox) are applied first under the
 namespace `kit`.
+
+A migration waits at most `lock_timeout` seconds (`MIGRATION_LOCK_TIMEOUT`, 5 s) for each
+lock it takes. An `ALTER TABLE` that queued behind a long transaction would otherwise hold
+every later reader and writer of that table in the queue behind it while the previous
+release serves; it fails instead (`MigrationLockTimeout`), nothing of it applied, and the
+deploy retries it. A file whose first line is `-- migration: no transaction` runs outside a
+transaction, one statement after the other (split at a `;` that ends a line): for
+`CREATE INDEX CONCURRENTLY`, which a transaction refuses. Such a file must be safe to run
+again from the start (`IF NOT EXISTS`, a `DROP INDEX CONCURRENTLY IF EXISTS` first for an
+index a failed build left invalid): it is recorded as applied only once every statement
+has run.
 """
 
 from __future__ import annotations
@@ -27,6 +38,14 @@ Conn = asyncpg.Connection | PoolConnectionProxy
 
 _MIGRATION_NAME = re.compile(r"^(\d{3,})_[\w-]+\.sql$")
 _LOCK_KEY = 727_274_001
+NO_TRANSACTION = "-- migration: no transaction"
+"""The first line of a migration that must run outside a transaction."""
+LOCK_TIMEOUT = 5.0
+"""Seconds a migration waits for a lock before it gives up (`MIGRATION_LOCK_TIMEOUT`)."""
+
+
+class MigrationLockTimeout(RuntimeError):
+    """A migration waited longer than its lock timeout; nothing of it was applied."""
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -88,8 +107,43 @@ def _has_statements(sql: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines())
 
 
-async def migrate(dsn: str, service_migrations: Path) -> list[str]:
-    """Apply what has not been applied yet; returns the names applied now."""
+def _statements(sql: str) -> list[str]:
+    """A no-transaction migration's statements: split where a `;` ends a line."""
+    out, current = [], []
+    for line in sql.splitlines():
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            out.append("\n".join(current))
+            current = []
+    out.append("\n".join(current))
+    return [s for s in out if _has_statements(s)]
+
+
+async def _apply(conn: Any, sql: str, record: tuple[str, int, str], lock_timeout: float) -> None:
+    """Run one migration file and record it, in one transaction, or (a no-transaction
+    file) statement by statement, recorded at the end."""
+    ms = max(1, int(lock_timeout * 1000))
+    insert = "INSERT INTO schema_migrations (namespace, version, name) VALUES ($1, $2, $3)"
+    if sql.lstrip().startswith(NO_TRANSACTION):
+        await conn.execute(f"SET lock_timeout = {ms}")
+        try:
+            for statement in _statements(sql):
+                await conn.execute(statement)
+        finally:
+            await conn.execute("RESET lock_timeout")
+        await conn.execute(insert, *record)
+        return
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = {ms}")
+        if _has_statements(sql):  # a file of comments only is recorded, not run
+            await conn.execute(sql)
+        await conn.execute(insert, *record)
+
+
+async def migrate(dsn: str, service_migrations: Path,
+                  lock_timeout: float = LOCK_TIMEOUT) -> list[str]:
+    """Apply what has not been applied yet; returns the names applied now. Raises
+    `MigrationLockTimeout` when one waits over `lock_timeout` seconds for a lock."""
     conn: Any = await asyncpg.connect(dsn)
     applied_now: list[str] = []
     try:
@@ -116,14 +170,13 @@ async def migrate(dsn: str, service_migrations: Path) -> list[str]:
                 if version in done:
                     continue
                 sql = path.read_text(encoding="utf-8")
-                async with conn.transaction():
-                    if _has_statements(sql):  # a file of comments only is recorded, not run
-                        await conn.execute(sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (namespace, version, name) "
-                        "VALUES ($1, $2, $3)",
-                        namespace, version, name,
-                    )
+                try:
+                    await _apply(conn, sql, (namespace, version, name), lock_timeout)
+                except asyncpg.exceptions.LockNotAvailableError as e:
+                    raise MigrationLockTimeout(
+                        f"migration {namespace}/{name} waited over {lock_timeout:g} s for a "
+                        "lock (a long transaction holds a table it changes); not applied: "
+                        "run it again, or when the table is less busy") from e
                 log.info("migration applied", namespace=namespace, migration=name)
                 applied_now.append(f"{namespace}/{name}")
     finally:

@@ -148,6 +148,11 @@ class ServiceSettings(BaseSettings):
         "still one after the other, in delivery order); 1 = one at a time; at most "
         "DB_POOL_MAX - 2 (each handler holds a pooled connection)",
     )
+    migration_lock_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Seconds a migration waits for a table's lock before it fails (not "
+        "applied; the deploy retries it) rather than queue every reader and writer behind it",
+    )
     relay_batch_size: int = 200
     relay_poll_interval: float = Field(
         default=1.0, description="Seconds between outbox polls when no NOTIFY arrives"
