@@ -238,10 +238,13 @@ async def report_week(placement_id: UUID, request: Request, user: CompanyRep,
                       apis: ApisDep) -> Response:
     form = await request.form()
     monday = monday_of(forms.text(form, "week"))
-    rows = await grid(apis, user, monday)
-    row = next((r for r in rows if r.id == str(placement_id)), None)
-    if row is None:
+    # Only this placement's week is read before saving (not every row of the grid).
+    placement = next((p for p in await _rep_placements(apis, user)
+                      if p["id"] == str(placement_id)
+                      and _runs(p, monday, monday + timedelta(days=6))), None)
+    if placement is None:
         raise ApiRefused(404, {"detail": "placement"})
+    row = await _row(apis, user, placement, monday)
     saved, summary, closed = 0, [], 0
     for day in row.days:
         if day.state not in ("open", "closed"):
