@@ -86,6 +86,7 @@ def main() -> int:
             ("case_worker", "/participants/new", "register-participant"),
             ("registry_officer", "/review", "review-queue"),
             ("registry_officer", f"/companies/{company_id}", "company"),
+            ("registry_officer", f"/companies/{company_id}/edit", "company-form"),
             ("registry_officer", "/companies/import", "import"),
             ("analyst", "/stats", "stats"),
             ("analyst", "/templates/company_verified", "template"),
