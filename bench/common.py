@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import statistics
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -89,3 +91,39 @@ def encode(event: dict[str, Any]) -> bytes:
 
 def now() -> float:
     return time.perf_counter()
+
+
+@dataclass
+class Samples:
+    """A py-spy `raw` record counted: by the group of each sample's innermost frame in a
+    known module (`groups`: name, a piece of the frame's file path), and by own frame."""
+
+    by_group: collections.Counter[str] = field(default_factory=collections.Counter)
+    own: collections.Counter[str] = field(default_factory=collections.Counter)
+    total: int = 0
+    in_group: dict[str, collections.Counter[str]] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter))
+    """Per group, the frame of that group a sample was counted at (its innermost there)."""
+
+
+def count_samples(raw: Path, groups: tuple[tuple[str, str], ...],
+                  skip: tuple[str, ...] = (), other: str = "other (the loop, C code)") -> Samples:
+    """Count a py-spy raw file; a sample whose stack holds one of `skip` is left out."""
+    out = Samples()
+    for line in raw.read_text().splitlines():
+        stack, n = line.rsplit(" ", 1)
+        if any(marker in stack for marker in skip):
+            continue
+        count = int(n)
+        out.total += count
+        frames = stack.split(";")
+        out.own[frames[-1]] += count
+        for frame in reversed(frames):
+            name = next((g for g, needle in groups if needle in frame), None)
+            if name is not None:
+                out.by_group[name] += count
+                out.in_group[name][frame.rsplit(":", 1)[0] + ")"] += count
+                break
+        else:
+            out.by_group[other] += count
+    return out

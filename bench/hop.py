@@ -44,7 +44,7 @@ from asf_contracts.topology import ServiceQueues
 from asf_kit.consumer import main_queue
 from asf_kit.db import migrate
 from bench.common import Result
-from bench.levers import without
+from bench.levers import beyond, without
 
 ROOT = Path(__file__).resolve().parents[1]
 CASEWORK_MIGRATIONS = ROOT / "services" / "casework" / "migrations"
@@ -264,7 +264,7 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
         if rate is None:
             await _prefill(channel, q.name, bodies)
         app = create_app(settings)
-        with _logs_to(log_path), clock.installed():
+        with _logs_to(log_path, settings.log_level), clock.installed():
             async with serving(app, lifespan_seconds=60):
                 if rate is not None:
                     await pace(channel, q.name, bodies, rate)
@@ -283,14 +283,15 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
 class _logs_to:
     """Production logging (JSON, INFO) into a file instead of the terminal."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, level: str = "INFO") -> None:
         self.path = path
+        self.level = level
 
     def __enter__(self) -> None:
         from asf_kit.logging import configure
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        configure("casework", "bench", "INFO", "json")
+        configure("casework", "bench", self.level, "json")
         self.stream = self.path.open("a", encoding="utf-8")
         handler = logging.getLogger().handlers[0]
         assert isinstance(handler, logging.StreamHandler)
@@ -318,6 +319,8 @@ class Variant:
 
     settings: dict[str, Any] = field(default_factory=dict)
     levers_off: tuple[str, ...] = ()
+    what_if: tuple[str, ...] = ()
+    """Beyond the project as it is (`levers.WHAT_IFS`): the decisions left, measured."""
 
 
 RAW_ONE = "raw hop, one at a time"
@@ -368,7 +371,7 @@ async def hop_rounds(pg: str, broker_url: str, n: int, rounds: int, log_dir: Pat
             results.extend(raws)
             results.append(best_raw(raws, paced=rate is not None))
             for label, v in variants.items():
-                with without(*v.levers_off):
+                with without(*v.levers_off), beyond(*v.what_if):
                     res = await project_hop(proj_dsn, broker_url, next(chunks),
                                             log_dir / "casework-hop.log", v.settings, label, rate)
                 say(_line(r, res))

@@ -238,3 +238,104 @@ def per_call_costs(n: int = 20_000) -> dict[str, float]:
     root.handlers[:], level, kit_logging._handler[:] = saved
     root.setLevel(level)
     return costs
+
+
+# --- what it would take: the project beyond what it is (bench only, never in a service) ----
+#
+# Not levers to switch off but the two decisions left (bench/README.md, "What stands in the
+# way"), measured in the same run as the project as it is: the kit's consumer and relay on
+# aio-pika alone, FastStream kept for the connection and the declarations; and a service
+# without its per-event span and INFO line.
+
+
+class _AioPikaMessage:
+    """What the kit's consumer reads of FastStream's `RabbitMessage`, over aio-pika's own."""
+
+    __slots__ = ("raw_message",)
+
+    def __init__(self, message: Any) -> None:
+        self.raw_message = message
+
+    @property
+    def body(self) -> bytes:
+        return bytes(self.raw_message.body)
+
+    @property
+    def message_id(self) -> str | None:
+        return self.raw_message.message_id  # type: ignore[no-any-return]
+
+    async def ack(self) -> None:
+        await self.raw_message.ack()
+
+    async def reject(self, requeue: bool = False) -> None:
+        await self.raw_message.reject(requeue=requeue)
+
+
+def _subscribe_with_aio_pika(self: Any) -> None:
+    """No FastStream subscriber: once the queues are declared, aio-pika consumes them on the
+    broker's connection (a channel of its own, the same prefetch) into the kit's consumer."""
+
+    async def consume() -> None:
+        channel = await self.runtime.broker._connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await channel.get_queue(self.queues.main, ensure=False)
+
+        async def on_message(message: Any) -> None:
+            await self._on_message(_AioPikaMessage(message))
+
+        await queue.consume(on_message)
+
+    self.runtime.on_connect.append(consume)
+
+
+async def _send_with_aio_pika(self: Any, row: Any, headers: dict[str, Any]) -> None:
+    """The relay's publish on the exchange FastStream declared (its channel, its publisher
+    confirms), without FastStream's publish command and producer."""
+    import aio_pika
+
+    exchange = await self._broker.declare_exchange(outbox.EXCHANGE_DECL)  # cached
+    await exchange.publish(aio_pika.Message(
+        bytes(row["body"]), message_id=str(row["event_id"]),
+        correlation_id=row["correlation_id"] or str(row["event_id"]), headers=headers,
+        content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key=row["routing_key"], mandatory=False, timeout=outbox.PUBLISH_TIMEOUT)
+
+
+@contextlib.contextmanager
+def _without_faststream_per_message() -> Iterator[None]:
+    from asf_kit import consumer
+
+    with _patched(consumer.EventConsumer, "_subscribe", _subscribe_with_aio_pika), \
+            _patched(outbox.OutboxRelay, "_send", _send_with_aio_pika):
+        yield
+
+
+@contextlib.contextmanager
+def _no_span(*_args: Any, **_kwargs: Any) -> Iterator[None]:
+    yield None
+
+
+@contextlib.contextmanager
+def _without_per_event_observability() -> Iterator[None]:
+    """No span and no `traceparent` per event (the INFO line goes with `LOG_LEVEL=WARNING`,
+    the variant's setting: the WARNING of a flagging is still written; the metrics stay)."""
+    from asf_kit import telemetry
+
+    with _patched(telemetry, "span", _no_span), \
+            _patched(telemetry, "current_traceparent", lambda: None):
+        yield
+
+
+WHAT_IFS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "consumer and relay on aio-pika, not FastStream": _without_faststream_per_message,
+    "no span or INFO line per event": _without_per_event_observability,
+}
+
+
+@contextlib.contextmanager
+def beyond(*names: str) -> Iterator[None]:
+    """Run the project as one of the decisions left would have it (`WHAT_IFS`)."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(WHAT_IFS[name]())
+        yield

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import os
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
 from bench.casework_http import CASEWORK_MIGRATIONS, HOME, casework_env, fill_participants_sql  # noqa: E402
-from bench.common import AMQP, scratch_database  # noqa: E402
+from bench.common import AMQP, count_samples, scratch_database  # noqa: E402
 from bench.load import saturate  # noqa: E402
 
 OUT = ROOT / "bench"
@@ -41,22 +40,8 @@ GROUPS = (  # by the file a sample's innermost frame of ours or a library's is i
 
 
 def summary(raw: Path, top: int = 40) -> str:
-    own: collections.Counter[str] = collections.Counter()
-    group: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, n = line.rsplit(" ", 1)
-        count = int(n)
-        total += count
-        frames = stack.split(";")
-        own[frames[-1]] += count
-        for frame in reversed(frames):
-            name = next((g for g, needle in GROUPS if needle in frame), None)
-            if name is not None:
-                group[name] += count
-                break
-        else:
-            group["other (the loop, C code)"] += count
+    counted = count_samples(raw, GROUPS)
+    own, group, total = counted.own, counted.by_group, counted.total
     lines = [f"{total} samples of casework's CPU while it served the writes", "",
              "by the innermost frame in a known module:"]
     lines += [f"  {n / total * 100:5.1f}%  {g}" for g, n in group.most_common()]

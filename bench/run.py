@@ -182,6 +182,15 @@ async def run_hop(broker: str, n: int, rounds: int, rate: float, paced_n: int,
         variants["project, relay batch of 1"] = Variant(settings={"relay_batch_size": 1})
         variants["project, consumer concurrency 1"] = Variant(
             settings={"consumer_concurrency": 1})
+        # The decisions left, measured beside the project as it is (bench/README.md).
+        variants["what if: consumer and relay on aio-pika, not FastStream"] = Variant(
+            what_if=("consumer and relay on aio-pika, not FastStream",))
+        variants["what if: no span or INFO line per event"] = Variant(
+            settings={"log_level": "WARNING"}, what_if=("no span or INFO line per event",))
+        variants["what if: both"] = Variant(
+            settings={"log_level": "WARNING"},
+            what_if=("consumer and relay on aio-pika, not FastStream",
+                     "no span or INFO line per event"))
     from bench.hop import RAW_LIMIT
 
     raw_name = RAW_LIMIT
