@@ -209,44 +209,74 @@ async def casework_writes(pg_dsn_factory: Any, broker_url: str, *, seconds: floa
     return results, memory
 
 
-async def casework_reads(sizes: list[int], broker_url: str, *, rate: float, seconds: float,
-                         log_dir: Path, say: Say = print
-                         ) -> tuple[list[Result], dict[str, float]]:
+@contextlib.asynccontextmanager
+async def commits_not_waiting_for_the_disk(dsn: str) -> AsyncIterator[None]:
+    """The database's `synchronous_commit` off for the connections opened meanwhile (bench
+    only): a commit returns before its WAL is flushed, so a read's access-log rows no
+    longer wait for the disk. Not the product: a crash could lose the last rows."""
+    name = dsn.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+        yield
+    finally:
+        await conn.execute(f'ALTER DATABASE "{name}" RESET synchronous_commit')
+        await conn.close()
 
-    headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
+
+async def casework_reads(sizes: list[int], broker_url: str, *, rate: float, seconds: float,
+                         log_dir: Path, say: Say = print, what_if: bool = False,
+                         ) -> tuple[list[Result], dict[str, float]]:
+    """`GET /participants` in three shapes at each size; with `what_if`, each size again with
+    commits not waiting for the disk (`commits_not_waiting_for_the_disk`), right after."""
     results: list[Result] = []
     memory: dict[str, float] = {}
     for size in sizes:
         async with seeded_participants(size) as dsn:
-            conn = await asyncpg.connect(dsn)
-            home = await conn.fetchval(
-                "SELECT count(*) FROM participants WHERE municipality_code = $1", HOME)
-            middle = await conn.fetch(
-                "SELECT referred_at, id FROM participants WHERE municipality_code = $1 "
-                "ORDER BY referred_at, id OFFSET $2 LIMIT 200", HOME, home // 2)
-            await conn.close()
-            cursors = [encode_cursor([r["referred_at"].isoformat(), str(r["id"])])
-                       for r in middle]
-            async with service_process("casework.cli", casework_env(dsn, broker_url),
-                                       log_dir / f"casework-reads-{size}.log") as p:
-                async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
-                                             timeout=30) as client:
-                    for _ in range(50):
-                        await client.get("/participants")
-                    memory[f"casework_rss_idle_mb_{size}"] = RssSampler.now_mb(p.process.pid)
-                    shapes: dict[str, Any] = {
-                        "first page": lambda i: ("GET", "/participants", {}),
-                        "deep cursor": lambda i: ("GET", "/participants",
-                                                  {"params": {"cursor": random.choice(cursors)}}),
-                        "stage filter": lambda i: ("GET", "/participants",
-                                                   {"params": {"stage": "employed"}}),
-                    }
-                    with RssSampler(p.process.pid) as rss:
-                        for label, make in shapes.items():
-                            r = await at_rate(client, f"GET /participants {label}, {size:,} rows",
-                                              make, rate, seconds)
-                            say(f"  {r.name}: p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms"
-                                f" ({getattr(r, 'failures', 0)} failed)")
-                            results.append(r)
-                    memory[f"casework_rss_reads_peak_mb_{size}"] = rss.peak_mb
+            results += await _reads_of(dsn, size, broker_url, rate, seconds, log_dir, say,
+                                       memory)
+            if what_if:
+                async with commits_not_waiting_for_the_disk(dsn):
+                    results += await _reads_of(dsn, size, broker_url, rate, seconds, log_dir,
+                                               say, {}, " (what if: commits not waiting "
+                                               "for the disk)")
     return results, memory
+
+
+async def _reads_of(dsn: str, size: int, broker_url: str, rate: float, seconds: float,
+                    log_dir: Path, say: Say, memory: dict[str, float], suffix: str = ""
+                    ) -> list[Result]:
+    headers = auth("case_worker", sub="bench-cw", municipality_code=HOME)
+    results: list[Result] = []
+    conn = await asyncpg.connect(dsn)
+    home = await conn.fetchval(
+        "SELECT count(*) FROM participants WHERE municipality_code = $1", HOME)
+    middle = await conn.fetch(
+        "SELECT referred_at, id FROM participants WHERE municipality_code = $1 "
+        "ORDER BY referred_at, id OFFSET $2 LIMIT 200", HOME, home // 2)
+    await conn.close()
+    cursors = [encode_cursor([r["referred_at"].isoformat(), str(r["id"])])
+               for r in middle]
+    async with service_process("casework.cli", casework_env(dsn, broker_url),
+                               log_dir / f"casework-reads-{size}.log") as p:
+        async with httpx.AsyncClient(base_url=p.base_url, headers=headers,
+                                     timeout=30) as client:
+            for _ in range(50):
+                await client.get("/participants")
+            memory[f"casework_rss_idle_mb_{size}"] = RssSampler.now_mb(p.process.pid)
+            shapes: dict[str, Any] = {
+                "first page": lambda i: ("GET", "/participants", {}),
+                "deep cursor": lambda i: ("GET", "/participants",
+                                          {"params": {"cursor": random.choice(cursors)}}),
+                "stage filter": lambda i: ("GET", "/participants",
+                                           {"params": {"stage": "employed"}}),
+            }
+            with RssSampler(p.process.pid) as rss:
+                for label, make in shapes.items():
+                    r = await at_rate(client, f"GET /participants {label}, {size:,} "
+                                      f"rows{suffix}", make, rate, seconds)
+                    say(f"  {r.name}: p50 {r.pct(50):.1f} p99 {r.pct(99):.1f} ms"
+                        f" ({getattr(r, 'failures', 0)} failed)")
+                    results.append(r)
+            memory[f"casework_rss_reads_peak_mb_{size}"] = rss.peak_mb
+    return results

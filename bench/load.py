@@ -1,9 +1,16 @@
 """An open-model HTTP load generator: requests start at a fixed rate whether or not earlier
-ones have finished, so a slow server shows up as latency, not as a lower offered rate."""
+ones have finished, so a slow server shows up as latency, not as a lower offered rate.
+
+The load must not stall on its own: before each run it collects and freezes its heap
+(`steady_heap`), as a served process does. Without it, a full collection of the bench
+process (over 100 ms with the latencies and results it holds) held the load's loop, the
+requests due meanwhile went out at once, and the server's queue for them was the worst of
+the reads' p99 (`bench/stalls.py`, bench/README.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +21,17 @@ from bench.common import Result, now
 RequestFactory = Callable[[int], tuple[str, str, dict[str, Any]]]
 
 
+def steady_heap() -> None:
+    """Collect, then freeze what is left, so the collector's full passes during the run
+    walk only what the run makes."""
+    gc.collect()
+    gc.freeze()
+
+
 async def at_rate(client: httpx.AsyncClient, name: str, make: RequestFactory, rate: float,
                   seconds: float, expect: int = 200) -> Result:
     """Send `rate` requests per second for `seconds`; latencies of the successful ones."""
+    steady_heap()
     latencies: list[float] = []
     failures = 0
     tasks: list[asyncio.Task[None]] = []
@@ -51,6 +66,7 @@ async def at_rate(client: httpx.AsyncClient, name: str, make: RequestFactory, ra
 async def saturate(client: httpx.AsyncClient, name: str, make: RequestFactory, seconds: float,
                    concurrency: int = 16, expect: int = 200) -> Result:
     """As many requests as the server takes with `concurrency` in flight (closed model)."""
+    steady_heap()
     latencies: list[float] = []
     counter = 0
     deadline = now() + seconds

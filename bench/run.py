@@ -6,7 +6,9 @@ prints a table. See bench/README.md for what each figure is.
     --sizes 10000,...    row counts for the read benchmarks (default 10 k, 100 k, 1 M)
     --only hop,reads     run some sections: raw, hop, levers, writes, reads, participants (the
                          casework half of reads), e2e, public, scale
-    --levers             also run the hop with each kit lever switched off (before/after)
+    --levers             also run the hop with each kit lever switched off (before/after) and
+                         the decisions left (what if); GET /participants also with commits
+                         not waiting for the disk
     --loop asyncio       run the bench process on the default asyncio loop, not uvloop
     --events N --rounds R  events per hop run (queued; half of it paced) and rounds
 """
@@ -242,13 +244,14 @@ async def run_reads(broker: str, sizes: list[int], seconds: float, rate: float
                         for r in reg + cw], "memory": {**reg_mem, **cw_mem}}
 
 
-async def run_participants(broker: str, sizes: list[int], seconds: float, rate: float
-                           ) -> dict[str, Any]:
-    """`GET /participants` alone (casework's part of `reads`)."""
+async def run_participants(broker: str, sizes: list[int], seconds: float, rate: float,
+                           what_if: bool = False) -> dict[str, Any]:
+    """`GET /participants` alone (casework's part of `reads`); with `--levers`, each size
+    again with commits not waiting for the disk (what the access log's commit costs)."""
     from bench.casework_http import casework_reads
 
     cw, memory = await casework_reads(sizes, broker, rate=rate, seconds=seconds,
-                                      log_dir=LOG_DIR, say=say)
+                                      log_dir=LOG_DIR, say=say, what_if=what_if)
     return {"results": [row(r, note=f"p99 x{r.pct(99) / r.pct(50):.1f} of p50") for r in cw],
             "memory": memory}
 
@@ -341,6 +344,9 @@ async def main(args: argparse.Namespace) -> int:
     sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else (
         [10_000] if quick else [10_000, 100_000, 1_000_000])
     only = set(args.only.split(",")) if args.only else set(SECTIONS) - {"levers", "participants"}
+    # `--only levers` is the hop with its levers; `--levers` adds them to what runs (the
+    # hop's levers, the participants' what-if).
+    asked = set(args.only.split(",")) if args.only else set()
     if args.levers:
         only.add("levers")
     broker = bench_vhost()
@@ -359,13 +365,14 @@ async def main(args: argparse.Namespace) -> int:
         ("hop", lambda: run_hop(broker, n, rounds, 100, n // 2, "levers" in only)),
         ("writes", lambda: run_writes(broker, 5 if quick else 15, 100, rounds)),
         ("reads", lambda: run_reads(broker, sizes, 4 if quick else 10, 100)),
-        ("participants", lambda: run_participants(broker, sizes, 4 if quick else 10, 100)),
+        ("participants", lambda: run_participants(broker, sizes, 4 if quick else 10, 100,
+                                                  "levers" in only)),
         ("e2e", lambda: run_e2e(broker, 10 if quick else 30, 20)),
         ("public", lambda: run_public(broker, sizes, 4 if quick else 10, 100)),
         ("scale", lambda: run_scale(broker, 1000 if quick else 3000)),
     ]
     for name, job in jobs:
-        if name not in only and not (name == "hop" and "levers" in only):
+        if name not in only and not (name == "hop" and "levers" in asked):
             continue
         say(f"== {name}")
         started = time.perf_counter()
