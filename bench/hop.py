@@ -281,7 +281,8 @@ async def project_hop(dsn: str, broker_url: str, companies: list[uuid.UUID],
 
 
 class _logs_to:
-    """Production logging (JSON, INFO) into a file instead of the terminal."""
+    """Production logging (JSON, at `level`: INFO unless a variant sets another) into a file
+    instead of the terminal."""
 
     def __init__(self, path: Path, level: str = "INFO") -> None:
         self.path = path
